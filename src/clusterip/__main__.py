@@ -1,0 +1,5 @@
+"""`python -m clusterip` runs the command line."""
+
+from clusterip.cli import main
+
+main()

@@ -1,0 +1,108 @@
+"""The table of kinds clusterip serves: Go-style names, REST resource names, scope, storage.
+
+One row per kind. Everything that differs between kinds and is not behaviour lives here: the
+API group and version, the plural resource name used in REST paths and store keys, short names
+for the CLI (`svc`, `ep`...), whether the kind is namespaced, and whether it is stored or derived
+(Endpoints is a read-only view computed from EndpointSlices). The API server's discovery
+documents, the CLI's `get KIND`, and the store's key layout are all read from this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clusterip.core import model
+from clusterip.core.errors import UnknownKind
+
+__all__ = ["KINDS", "KindInfo", "by_api_kind", "by_resource", "lookup"]
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    kind: str
+    group: str
+    version: str
+    resource: str
+    singular: str
+    short_names: tuple[str, ...]
+    namespaced: bool
+    type: type[model.KubeObject]
+    stored: bool = True
+    verbs: tuple[str, ...] = (
+        "create", "delete", "get", "list", "patch", "update", "watch",
+    )
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def key(self, namespace: str, name: str) -> str:
+        """The store key, laid out like kube-apiserver's `/registry/<resource>/<ns>/<name>`."""
+        if self.namespaced:
+            return f"/registry/{self.resource}/{namespace}/{name}"
+        return f"/registry/{self.resource}/{name}"
+
+    def prefix(self, namespace: str | None = None) -> str:
+        if self.namespaced and namespace:
+            return f"/registry/{self.resource}/{namespace}/"
+        return f"/registry/{self.resource}/"
+
+
+KINDS: tuple[KindInfo, ...] = (
+    KindInfo("Namespace", "", "v1", "namespaces", "namespace", ("ns",), False, model.Namespace),
+    KindInfo("Service", "", "v1", "services", "service", ("svc",), True, model.Service),
+    KindInfo("Pod", "", "v1", "pods", "pod", ("po",), True, model.Pod),
+    KindInfo("Endpoints", "", "v1", "endpoints", "endpoints", ("ep",), True, model.Endpoints,
+             stored=False, verbs=("get", "list")),
+    KindInfo("Node", "", "v1", "nodes", "node", ("no",), False, model.Node),
+    KindInfo("EndpointSlice", "discovery.k8s.io", "v1", "endpointslices", "endpointslice", (),
+             True, model.EndpointSlice),
+    KindInfo("Deployment", "apps", "v1", "deployments", "deployment", ("deploy",), True,
+             model.Deployment),
+    KindInfo("IPAddress", "networking.k8s.io", "v1", "ipaddresses", "ipaddress", ("ip",), False,
+             model.IPAddress),
+    KindInfo("ServiceCIDR", "networking.k8s.io", "v1", "servicecidrs", "servicecidr", (), False,
+             model.ServiceCIDR),
+)
+
+_BY_API_KIND = {(k.api_version, k.kind): k for k in KINDS}
+_BY_RESOURCE = {(k.group, k.resource): k for k in KINDS}
+_BY_NAME: dict[str, KindInfo] = {}
+for _k in KINDS:
+    for _name in (_k.kind.lower(), _k.resource, _k.singular, *_k.short_names):
+        _BY_NAME[_name] = _k
+    _BY_NAME[f"{_k.resource}.{_k.group}"] = _k
+    _BY_NAME[f"{_k.kind.lower()}.{_k.group}"] = _k
+
+
+def by_api_kind(api_version: str, kind: str) -> KindInfo:
+    """The row for a manifest's `apiVersion` and `kind`."""
+    try:
+        return _BY_API_KIND[(api_version, kind)]
+    except KeyError:
+        known = sorted({k.kind for k in KINDS})
+        if any(k.kind == kind for k in KINDS):
+            want = next(k.api_version for k in KINDS if k.kind == kind)
+            raise UnknownKind(
+                f'no kind "{kind}" is registered for version "{api_version}": use "{want}"'
+            ) from None
+        raise UnknownKind(
+            f'no kind "{kind}" is registered for version "{api_version}"; '
+            f"clusterip serves {', '.join(known)}"
+        ) from None
+
+
+def by_resource(group: str, resource: str) -> KindInfo:
+    """The row for a REST path's group and plural resource name."""
+    try:
+        return _BY_RESOURCE[(group, resource)]
+    except KeyError:
+        raise UnknownKind(f'the server could not find the requested resource "{resource}"') from None
+
+
+def lookup(name: str) -> KindInfo:
+    """The row for what a user types: `svc`, `services`, `Service`, `endpointslices.discovery.k8s.io`."""
+    try:
+        return _BY_NAME[name.lower()]
+    except KeyError:
+        raise UnknownKind(f'the server doesn\'t have a resource type "{name}"') from None
