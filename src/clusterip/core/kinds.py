@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from clusterip.core import model
 from clusterip.core.errors import UnknownKind
 
-__all__ = ["KINDS", "KindInfo", "by_api_kind", "by_resource", "lookup"]
+__all__ = ["KINDS", "KindInfo", "by_api_kind", "by_resource", "for_type", "lookup"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,7 @@ KINDS: tuple[KindInfo, ...] = (
 
 _BY_API_KIND = {(k.api_version, k.kind): k for k in KINDS}
 _BY_RESOURCE = {(k.group, k.resource): k for k in KINDS}
+_BY_TYPE: dict[type[model.KubeObject], KindInfo] = {k.type: k for k in KINDS}
 _BY_NAME: dict[str, KindInfo] = {}
 for _k in KINDS:
     for _name in (_k.kind.lower(), _k.resource, _k.singular, *_k.short_names):
@@ -106,3 +107,8 @@ def lookup(name: str) -> KindInfo:
         return _BY_NAME[name.lower()]
     except KeyError:
         raise UnknownKind(f'the server doesn\'t have a resource type "{name}"') from None
+
+
+def for_type(type_: type[model.KubeObject]) -> KindInfo:
+    """The row for a model class (`model.Service` → services)."""
+    return _BY_TYPE[type_]
