@@ -9,7 +9,8 @@ environment failed at (a store that cannot be reached: 503)::
     ├── BadInput                  the request or manifest is wrong            400 / 422
     │   ├── DecodeError           not YAML/JSON, or a field of the wrong type  400 BadRequest
     │   ├── UnknownKind           apiVersion/kind that clusterip does not serve 400 BadRequest
-    │   └── Invalid               fails validation: carries every FieldError   422 Invalid
+    │   ├── Invalid               fails validation: carries every FieldError   422 Invalid
+    │   └── Forbidden             a well-formed request that is never allowed  403 Forbidden
     ├── StateError                the store's state refuses the request
     │   ├── NotFound                                                            404 NotFound
     │   ├── AlreadyExists                                                       409 AlreadyExists
@@ -43,6 +44,7 @@ __all__ = [
     "ErrorType",
     "Expired",
     "FieldError",
+    "Forbidden",
     "Invalid",
     "NotFound",
     "RangeFull",
@@ -183,6 +185,10 @@ class Invalid(BadInput):
         joined = ", ".join(str(e) for e in self.errors)
         shown = f"[{joined}]" if len(self.errors) > 1 else joined
         super().__init__(f'{kind} "{name}" is invalid: {shown}')
+
+
+class Forbidden(BadInput):
+    """A well-formed request that clusterip never allows (deleting `default`, say)."""
 
 
 class StateError(ClusterIPError):

@@ -1,0 +1,369 @@
+"""The HTTP API: Kubernetes REST paths over the Registry, on aiohttp.
+
+One catch-all handler parses the path (`paths.parse_path`) and dispatches on (collection or
+item, method, subresource) through `_ROUTES`; each route is a short coroutine that decodes the
+body, calls the Registry, and encodes the answer. Errors of `core.errors` become Kubernetes Status
+objects in `status.status_for`, the only place they meet HTTP; anything else is a 500 and logged.
+
+Request bodies are JSON or YAML. `fieldValidation=Strict` rejects unknown fields (400), the
+default (`Warn`) drops them and reports each in a `Warning: 299 - "unknown field ..."` header,
+`Ignore` drops them silently. `dryRun=All` validates without writing.
+
+Watches (`?watch=true`) stream newline-delimited JSON events over chunked encoding. Without a
+resourceVersion (or with "0", or with `sendInitialEvents=true`) the current objects come first
+as ADDED events, then changes; with one, only changes after it. A compacted resourceVersion gives
+HTTP 200 and one ERROR event with a 410 Expired Status, as kube-apiserver's watch cache does.
+The stream ends after `timeoutSeconds` (default 30 minutes; kubectl does not reconnect).
+
+`serve_api` binds, reports the bound address through `ready`, and serves until cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import yaml
+from aiohttp import web
+
+from clusterip.apiserver import discovery
+from clusterip.apiserver.paths import Target, parse_path
+from clusterip.apiserver.status import status_for
+from clusterip.core import codec, selectors
+from clusterip.core import model as m
+from clusterip.core.errors import BadInput, ClusterIPError, Conflict, DecodeError, Expired
+from clusterip.core.patch import json_patch, merge_patch
+from clusterip.registry.registry import Registry
+
+__all__ = ["ApiServer", "serve_api"]
+
+log = logging.getLogger(__name__)
+
+JSON_TYPE = "application/json"
+DEFAULT_WATCH_TIMEOUT = 1800.0
+_PATCH_RETRIES = 5
+_TRUE = {"true", "1", "True"}
+
+Handler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
+
+
+def _respond(body: Any, status: int = 200, warnings: tuple[str, ...] = ()) -> web.Response:
+    headers = {"Warning": ", ".join(f'299 - "{_quote(w)}"' for w in warnings)} if warnings else None
+    return web.Response(
+        body=msgspec.json.encode(body), status=status, content_type=JSON_TYPE, headers=headers
+    )
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _error(exc: BaseException, target: Target | None = None, name: str = "") -> web.Response:
+    body = status_for(exc, resource=target.info.resource if target else "", name=name)
+    if body["code"] >= 500:
+        log.error("request failed: %r", exc, exc_info=exc)
+    return _respond(body, status=body["code"])
+
+
+class ApiServer:
+    """The aiohttp application. `ready()` tells /readyz whether the controllers have synced."""
+
+    def __init__(self, registry: Registry, *, ready: Callable[[], bool] = lambda: True) -> None:
+        self.registry = registry
+        self._ready = ready
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/livez", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/version", discovery.version)
+        app.router.add_get("/api", discovery.api_versions)
+        app.router.add_get("/apis", discovery.api_groups)
+        app.router.add_get("/api/v1", discovery.resource_list)
+        app.router.add_get("/apis/{group}/{version}", discovery.resource_list)
+        app.router.add_route("*", "/api/{tail:.+}", self._dispatch)
+        app.router.add_route("*", "/apis/{tail:.+}", self._dispatch)
+        return app
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        if self._ready():
+            return web.Response(text="ok")
+        return web.Response(text="not ready: controllers have not synced", status=503)
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        try:
+            target = parse_path(request.path)
+        except ClusterIPError as exc:
+            return _error(exc)
+        scope = "item" if target.name else "collection"
+        route = _ROUTES.get((scope, request.method, target.subresource))
+        if route is None:
+            return _respond(
+                status_for(BadInput(f"method {request.method} is not allowed on {request.path}")),
+                status=405,
+            )
+        try:
+            return await route(self, request, target)
+        except ClusterIPError as exc:
+            return _error(exc, target, target.name)
+
+    # --- collection --------------------------------------------------------------------------
+
+    async def _list(self, request: web.Request, target: Target) -> web.StreamResponse:
+        query = request.query
+        if query.get("watch", "") in _TRUE:
+            return await self._watch(request, target)
+        match = _filter(target, query)
+        items, revision = await self.registry.list(target.info.type, target.namespace)
+        body = {
+            "kind": f"{target.info.kind}List",
+            "apiVersion": target.info.api_version,
+            "metadata": {"resourceVersion": str(revision)},
+            "items": [i for i in items if match(i)],
+        }
+        return _respond(body)
+
+    async def _create(self, request: web.Request, target: Target) -> web.StreamResponse:
+        decoded = await _read_object(request, target)
+        obj = _place(decoded.obj, target)
+        created = await self.registry.create(obj, dry_run=_dry_run(request))
+        return _respond(created, status=201, warnings=_warnings(request, decoded))
+
+    async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        query = request.query
+        match = _filter(target, query)
+        timeout = float(query.get("timeoutSeconds", DEFAULT_WATCH_TIMEOUT))
+        rv = query.get("resourceVersion", "")
+        initial = query.get("sendInitialEvents", "") in _TRUE
+        response = web.StreamResponse(headers={"Content-Type": JSON_TYPE})
+        response.enable_chunked_encoding()
+        type_ = target.info.type
+        try:
+            since = int(rv) if rv not in ("", "0") and not initial else None
+        except ValueError:
+            raise BadInput(f'resourceVersion: Invalid value: "{rv}": must be an integer') from None
+        if since is None:
+            items, since = await self.registry.list(type_, target.namespace)
+            await response.prepare(request)
+            lines = [_event_line("ADDED", i) for i in items if match(i)]
+            if initial:
+                lines.append(_bookmark(target, since, initial_end=True))
+            if lines:
+                await response.write(b"".join(lines))
+        else:
+            await response.prepare(request)
+        try:
+            async with asyncio.timeout(timeout):
+                async for event in self.registry.watch(type_, target.namespace, since):
+                    if match(event.obj):
+                        await response.write(_event_line(event.type, event.obj))
+        except TimeoutError:
+            pass
+        except Expired as exc:
+            await response.write(_event_line("ERROR", status_for(exc)))
+        await response.write_eof()
+        return response
+
+    # --- item --------------------------------------------------------------------------------
+
+    async def _get(self, request: web.Request, target: Target) -> web.StreamResponse:
+        obj = await self.registry.get(target.info.type, target.namespace or "", target.name)
+        return _respond(obj)
+
+    async def _replace(self, request: web.Request, target: Target) -> web.StreamResponse:
+        decoded = await _read_object(request, target)
+        obj = _place(decoded.obj, target)
+        if obj.metadata.name != target.name:
+            raise BadInput(
+                f"the name of the object ({obj.metadata.name}) does not match the name on the "
+                f"URL ({target.name})"
+            )
+        if target.subresource == "status":
+            updated = await self.registry.update_status(obj, dry_run=_dry_run(request))
+        else:
+            updated = await self.registry.update(obj, dry_run=_dry_run(request))
+        return _respond(updated, warnings=_warnings(request, decoded))
+
+    async def _patch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        kind = request.content_type
+        apply = _PATCHERS.get(kind)
+        if apply is None:
+            return _respond(
+                status_for(BadInput(f"the patch content type {kind!r} is not supported")),
+                status=415,
+            )
+        patch = _parse_body(await request.read(), kind)
+        strict = request.query.get("fieldValidation", "") == "Strict"
+        pinned = _patch_pins_version(patch)
+        for _ in range(_PATCH_RETRIES):
+            live = await self.registry.get(target.info.type, target.namespace or "", target.name)
+            patched = apply(codec.to_dict(live), patch)
+            if not isinstance(patched, dict):
+                raise BadInput("the patch did not produce an object")
+            decoded = codec.decode(patched, strict=strict)
+            obj = _place(decoded.obj, target)
+            try:
+                if target.subresource == "status":
+                    result = await self.registry.update_status(obj, dry_run=_dry_run(request))
+                else:
+                    result = await self.registry.update(obj, dry_run=_dry_run(request))
+            except Conflict:
+                if pinned:
+                    raise
+                continue
+            return _respond(result, warnings=_warnings(request, decoded))
+        raise Conflict(f'{target.info.resource} "{target.name}": too many conflicting writers')
+
+    async def _delete(self, request: web.Request, target: Target) -> web.StreamResponse:
+        options: dict[str, Any] = {}
+        if request.can_read_body:
+            raw = await request.read()
+            if raw.strip():
+                options = _parse_body(raw, JSON_TYPE)
+        preconditions = options.get("preconditions") or {}
+        deleted = await self.registry.delete(
+            target.info.type,
+            target.namespace or "",
+            target.name,
+            resource_version=str(preconditions.get("resourceVersion") or ""),
+            dry_run=_dry_run(request) or options.get("dryRun") == ["All"],
+        )
+        if deleted.metadata.deletion_timestamp and deleted.metadata.finalizers:
+            return _respond(deleted, status=202)
+        return _respond(deleted)
+
+
+_ROUTES: dict[tuple[str, str, str], Callable[[ApiServer, web.Request, Target],
+                                             Awaitable[web.StreamResponse]]] = {
+    ("collection", "GET", ""): ApiServer._list,
+    ("collection", "POST", ""): ApiServer._create,
+    ("item", "GET", ""): ApiServer._get,
+    ("item", "PUT", ""): ApiServer._replace,
+    ("item", "PATCH", ""): ApiServer._patch,
+    ("item", "DELETE", ""): ApiServer._delete,
+    ("item", "GET", "status"): ApiServer._get,
+    ("item", "PUT", "status"): ApiServer._replace,
+    ("item", "PATCH", "status"): ApiServer._patch,
+}
+
+_PATCHERS: dict[str, Callable[[Any, Any], Any]] = {
+    "application/merge-patch+json": merge_patch,
+    # A strategic merge patch is taken as a merge patch until list merge keys are implemented.
+    "application/strategic-merge-patch+json": merge_patch,
+    "application/json-patch+json": json_patch,
+}
+
+
+def _patch_pins_version(patch: Any) -> bool:
+    if isinstance(patch, dict):
+        return bool((patch.get("metadata") or {}).get("resourceVersion"))
+    return any(
+        isinstance(op, dict) and str(op.get("path", "")).startswith("/metadata/resourceVersion")
+        for op in patch or ()
+    )
+
+
+def _parse_body(raw: bytes, content_type: str) -> Any:
+    if not raw.strip():
+        raise DecodeError("the request body is empty")
+    if "yaml" in content_type:
+        try:
+            return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except yaml.YAMLError as exc:
+            raise DecodeError(f"error parsing YAML body: {exc}".replace("\n", " ")) from None
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"error decoding JSON body: {exc}") from None
+
+
+async def _read_object(request: web.Request, target: Target) -> codec.Decoded:
+    data = _parse_body(await request.read(), request.content_type)
+    if not isinstance(data, dict):
+        raise DecodeError("the request body must be a JSON object")
+    strict = request.query.get("fieldValidation", "") == "Strict"
+    decoded = codec.decode(data, strict=strict)
+    if decoded.info is not target.info:
+        raise BadInput(
+            f"the body is a {decoded.info.kind} ({decoded.info.api_version}) but the URL is for "
+            f"{target.info.resource} ({target.info.api_version})"
+        )
+    return decoded
+
+
+def _place(obj: m.KubeObject, target: Target) -> m.KubeObject:
+    """Put the URL's namespace into the object, refusing a body that names another one."""
+    if not target.info.namespaced:
+        return obj
+    ns = obj.metadata.namespace
+    if ns and target.namespace and ns != target.namespace:
+        raise BadInput(
+            f"the namespace of the provided object ({ns}) does not match the namespace sent on "
+            f"the request ({target.namespace})"
+        )
+    namespace = target.namespace or ns
+    return msgspec.structs.replace(
+        obj, metadata=msgspec.structs.replace(obj.metadata, namespace=namespace)
+    )
+
+
+def _warnings(request: web.Request, decoded: codec.Decoded) -> tuple[str, ...]:
+    if request.query.get("fieldValidation", "") == "Ignore":
+        return ()
+    return decoded.warnings
+
+
+def _dry_run(request: web.Request) -> bool:
+    return "All" in request.query.getall("dryRun", [])
+
+
+def _filter(target: Target, query: Any) -> Callable[[m.KubeObject], bool]:
+    labels = selectors.parse_selector(query.get("labelSelector", ""))
+    fields = selectors.parse_field_selector(query.get("fieldSelector", ""))
+    fields.check(target.info.kind)
+    if labels.empty and fields.empty:
+        return lambda obj: True
+    return lambda obj: labels.matches(obj.metadata.labels) and fields.matches_object(obj)
+
+
+def _event_line(kind: str, obj: Any) -> bytes:
+    return msgspec.json.encode({"type": kind, "object": obj}) + b"\n"
+
+
+def _bookmark(target: Target, revision: int, *, initial_end: bool) -> bytes:
+    metadata: dict[str, Any] = {"resourceVersion": str(revision)}
+    if initial_end:
+        metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
+    obj = {"kind": target.info.kind, "apiVersion": target.info.api_version, "metadata": metadata}
+    return msgspec.json.encode({"type": "BOOKMARK", "object": obj}) + b"\n"
+
+
+async def serve_api(
+    server: ApiServer,
+    host: str,
+    port: int,
+    *,
+    ready: Callable[[str, int], None] = lambda host, port: None,
+) -> None:
+    """Serve until cancelled. `ready(host, port)` is called once the socket is bound (port 0
+    binds a free port; `ready` gets the real one)."""
+    runner = web.AppRunner(server.app(), handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        sockets = site._server.sockets if site._server else ()  # noqa: SLF001
+        bound = sockets[0].getsockname() if sockets else (host, port)
+        ready(bound[0], bound[1])
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+

@@ -1,0 +1,183 @@
+"""The composition root: builds the parts and runs them under one `asyncio.TaskGroup`.
+
+    open store ─► ObjectStore ─► ClusterIPAllocator ─► Registry
+                                                          │
+    API server (binds first, so the `kubernetes` Service knows its port)
+    bootstrap: namespaces, ServiceCIDR, `kubernetes` and `kube-dns` Services
+    repair pass (IPAddresses ⇄ Services), then every 3 minutes
+    controllers: endpoints, deployments   ─► /readyz turns 200 once their caches synced
+
+SIGINT and SIGTERM cancel the group; every task is awaited and the store closed before the
+process exits. Nothing here has logic of its own: each part is documented where it lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import random
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from clusterip.apiserver.server import ApiServer, serve_api
+from clusterip.clock import Clock, SystemClock
+from clusterip.control.deployments import DeploymentController
+from clusterip.control.endpoints import EndpointsController
+from clusterip.control.ipalloc_repair import repair
+from clusterip.core import codec
+from clusterip.core.errors import AlreadyExists, BadInput
+from clusterip.core.ipalloc import ServiceRange
+from clusterip.registry.ipalloc import ClusterIPAllocator
+from clusterip.registry.objects import ObjectStore
+from clusterip.registry.registry import Registry
+from clusterip.store.api import Store
+from clusterip.store.memory import MemoryStore
+from clusterip.store.sqlite import SqliteStore
+
+__all__ = ["AppConfig", "run", "serve"]
+
+log = logging.getLogger("clusterip")
+
+REPAIR_INTERVAL = 180.0
+STORE_FILE = "store.db"
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    data_dir: str
+    host: str = "127.0.0.1"
+    port: int = 7080
+    service_cidr: str = "10.96.0.0/12"
+    store_url: str = ""
+    verbose: bool = False
+    apply: tuple[str, ...] = ()
+
+
+async def open_store(config: AppConfig) -> Store:
+    """The store the config names: SQLite in the data directory unless `memory://`."""
+    if config.store_url == "memory://":
+        return MemoryStore()
+    if config.store_url:
+        raise BadInput(f"--store: unsupported store URL {config.store_url!r} "
+                       "(use memory:// or leave it empty for SQLite)")
+    Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    return await SqliteStore.open(os.path.join(config.data_dir, STORE_FILE))
+
+
+def _random_suffix(rng: random.Random) -> Callable[[], str]:
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    return lambda: "".join(rng.choice(alphabet) for _ in range(5))
+
+
+async def serve(
+    config: AppConfig,
+    *,
+    clock: Clock | None = None,
+    ready: Callable[[str, int], None] = lambda host, port: None,
+) -> None:
+    """Run the control plane until cancelled. `ready(host, port)` once the API is bound and
+    the controllers have synced."""
+    clock = clock or SystemClock()
+    try:
+        network = ipaddress.ip_network(config.service_cidr)
+    except ValueError as exc:
+        raise BadInput(f"--service-cidr: {exc}") from None
+    rng = random.Random()
+    store = await open_store(config)
+    try:
+        objects = ObjectStore(store, clock)
+        ranges = [ServiceRange(network)]
+        allocator = ClusterIPAllocator(objects, ranges, rng)
+        registry = Registry(objects, allocator, service_cidrs=[network], clock=clock, rng=rng)
+        synced = asyncio.Event()
+        api = ApiServer(registry, ready=synced.is_set)
+        bound: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+        endpoints = EndpointsController(registry, clock=clock, new_suffix=_random_suffix(rng))
+        deployments = DeploymentController(registry, clock=clock,
+                                           new_suffix=_random_suffix(rng))
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(serve_api(
+                api, config.host, config.port,
+                ready=lambda h, p: bound.done() or bound.set_result((h, p)),
+            ))
+            host, port = await bound
+            await allocator.ensure_service_cidr()
+            await registry.bootstrap(api_port=port)
+            await _apply_files(registry, config.apply)
+            tasks.create_task(_every(REPAIR_INTERVAL, lambda: _repair(objects, ranges, clock)))
+            tasks.create_task(endpoints.run())
+            tasks.create_task(deployments.run())
+            await endpoints.synced()
+            await deployments.synced()
+            synced.set()
+            log.info("clusterip API ready on http://%s:%d", host, port)
+            ready(host, port)
+    finally:
+        await store.close()
+
+
+def _manifest_files(paths: tuple[str, ...]) -> list[Path]:
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        files += sorted(path.glob("*.y*ml")) + sorted(path.glob("*.json")) if path.is_dir() \
+            else [path]
+    return files
+
+
+async def _apply_files(registry: Registry, paths: tuple[str, ...]) -> None:
+    """Create the objects of the `--apply` manifests that do not exist yet."""
+    for path in _manifest_files(paths):
+        for doc in codec.parse_documents(path.read_text(encoding="utf-8")):
+            decoded = codec.decode(doc)
+            obj = decoded.obj
+            if decoded.info.namespaced and not obj.metadata.namespace:
+                meta = msgspec.structs.replace(obj.metadata, namespace="default")
+                obj = msgspec.structs.replace(obj, metadata=meta)
+            try:
+                await registry.create(obj)
+                log.info("applied %s %s from %s", decoded.info.kind, obj.metadata.name, path)
+            except AlreadyExists:
+                pass
+
+
+async def _repair(objects: ObjectStore, ranges: list[ServiceRange], clock: Clock) -> None:
+    report = await repair(objects, ranges, clock=clock)
+    log.info("ClusterIP repair pass: %s", report)
+
+
+async def _every(interval: float, action: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        try:
+            await action()
+        except Exception:
+            log.exception("periodic task failed; it runs again in %.0f s", interval)
+        await asyncio.sleep(interval)
+
+
+def run(config: AppConfig) -> None:
+    """Run `serve` in a new event loop; SIGINT/SIGTERM stop it cleanly."""
+    logging.basicConfig(
+        level=logging.DEBUG if config.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(_main(config))
+
+
+async def _main(config: AppConfig) -> None:
+    main = asyncio.current_task()
+    assert main is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, main.cancel)
+    try:
+        await serve(config, ready=lambda h, p: print(
+            f"clusterip: API ready on http://{h}:{p}", flush=True))
+    except asyncio.CancelledError:
+        log.info("stopped")

@@ -1,0 +1,327 @@
+"""The `clusterip` command: run the servers, and kubectl-like verbs against a running one.
+
+    clusterip apiserver --data-dir DIR --listen HOST:PORT     API server, store, controllers
+    clusterip up        --data-dir DIR --listen HOST:PORT     all-in-one (the node joins later)
+    clusterip apply -f FILE|-                                 create or update from manifests
+    clusterip get KIND [NAME] [-n NS|-A] [-o wide|yaml|json|name] [-l SELECTOR]
+    clusterip describe KIND NAME [-n NS]
+    clusterip delete KIND NAME... [-n NS]  |  clusterip delete -f FILE
+
+The verbs find the server through `--server URL` or `CLUSTERIP_SERVER`
+(default http://127.0.0.1:7080). Exit codes: 0 ok, 1 an error from the server (or none
+reachable), 2 bad usage or bad input (a manifest that does not parse, or a 400/422 answer).
+
+`apply` is client-side apply: the manifest is stored in the
+`kubectl.kubernetes.io/last-applied-configuration` annotation, and a later apply sends a merge
+patch that sets every field of the new manifest and removes the fields the previous one set and
+this one dropped (`core.patch.apply_patch_for`), leaving fields other writers set alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, NoReturn
+
+import click
+import yaml
+
+from clusterip.core import codec, kinds, printers
+from clusterip.core.errors import BadInput, ClusterIPError
+from clusterip.core.patch import apply_patch_for
+from clusterip.restclient import ApiError, RestClient
+
+DEFAULT_LISTEN = "127.0.0.1:7080"
+DEFAULT_SERVER = f"http://{DEFAULT_LISTEN}"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+EXIT_OK, EXIT_SERVER, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _exit_code(exc: ApiError) -> int:
+    return EXIT_BAD_INPUT if exc.bad_input else EXIT_SERVER
+
+
+def _client(ctx: click.Context) -> RestClient:
+    return RestClient(ctx.obj["server"])
+
+
+def _dump(data: Any, output: str) -> str:
+    if output == "json":
+        return json.dumps(data, indent=4) + "\n"
+    return yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+                     sort_keys=False, default_flow_style=False)
+
+
+def _decode(data: dict[str, Any]) -> Any:
+    return codec.decode(data).obj
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--server", envvar="CLUSTERIP_SERVER", default=DEFAULT_SERVER, show_default=True,
+              help="API server URL (also CLUSTERIP_SERVER).")
+@click.pass_context
+def main(ctx: click.Context, server: str) -> None:
+    """clusterip: Kubernetes ClusterIP Services — stable virtual IPs, DNS names and L4 load
+    balancing to the pods that are ready now."""
+    ctx.ensure_object(dict)
+    ctx.obj["server"] = server
+
+
+# --- servers ----------------------------------------------------------------------------------
+
+
+def _server_options(f: Any) -> Any:
+    f = click.option("--data-dir", required=True, type=click.Path(file_okay=False),
+                     help="Directory for the embedded store (created if missing).")(f)
+    f = click.option("--listen", default=DEFAULT_LISTEN, show_default=True,
+                     help="HOST:PORT of the API (port 0 picks a free one).")(f)
+    f = click.option("--service-cidr", default="10.96.0.0/12", show_default=True,
+                     help="The service CIDR ClusterIPs come from.")(f)
+    f = click.option("--store", "store_url", default="", metavar="URL",
+                     help="Store: empty for SQLite in the data directory, or memory://.")(f)
+    f = click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")(f)
+    f = click.option("--apply", "apply_paths", multiple=True, type=click.Path(exists=True),
+                     help="Manifest file or folder to create at start (objects that exist are "
+                     "left alone). May be given more than once.")(f)
+    return f
+
+
+def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
+                verbose: bool, apply_paths: tuple[str, ...]) -> None:
+    from clusterip.app import AppConfig, run
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        _fail(f"--listen: expected HOST:PORT, got {listen!r}", EXIT_BAD_INPUT)
+    config = AppConfig(data_dir=data_dir, host=host, port=int(port),
+                       service_cidr=service_cidr, store_url=store_url, verbose=verbose,
+                       apply=apply_paths)
+    try:
+        run(config)
+    except ClusterIPError as exc:
+        _fail(str(exc), EXIT_SERVER)
+
+
+@main.command()
+@_server_options
+def apiserver(data_dir: str, listen: str, service_cidr: str, store_url: str,
+              verbose: bool, apply_paths: tuple[str, ...]) -> None:
+    """Run the API server with its store and controllers (no node)."""
+    _run_server(data_dir, listen, service_cidr, store_url, verbose, apply_paths)
+
+
+@main.command()
+@_server_options
+def up(data_dir: str, listen: str, service_cidr: str, store_url: str, verbose: bool,
+       apply_paths: tuple[str, ...]) -> None:
+    """Run everything in one process: API server, store, controllers (and, later, the node)."""
+    _run_server(data_dir, listen, service_cidr, store_url, verbose, apply_paths)
+
+
+# --- apply ------------------------------------------------------------------------------------
+
+
+def _read_manifests(filename: str) -> list[dict[str, Any]]:
+    try:
+        text = sys.stdin.read() if filename == "-" else open(filename, encoding="utf-8").read()
+    except OSError as exc:
+        _fail(f"cannot read {filename}: {exc.strerror}", EXIT_BAD_INPUT)
+    try:
+        docs = codec.parse_documents(text)
+    except BadInput as exc:
+        _fail(f"{filename}: {exc}", EXIT_BAD_INPUT)
+    if not docs:
+        _fail(f"no objects passed to apply in {filename}", EXIT_BAD_INPUT)
+    return docs
+
+
+def _target(doc: dict[str, Any], namespace: str | None) -> tuple[kinds.KindInfo, str, str]:
+    info = kinds.by_api_kind(str(doc.get("apiVersion", "")), str(doc.get("kind", "")))
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    name = str(meta.get("name", "")) if meta else ""
+    ns = (str(meta.get("namespace") or "") if meta else "") or namespace or "default"
+    return info, (ns if info.namespaced else ""), name
+
+
+def _apply_one(client: RestClient, doc: dict[str, Any], namespace: str | None,
+               strict: bool) -> str:
+    info, ns, name = _target(doc, namespace)
+    desired = json.loads(json.dumps(doc))
+    desired.setdefault("metadata", {})
+    if info.namespaced:
+        desired["metadata"]["namespace"] = ns
+    annotation = json.dumps(desired, sort_keys=True, separators=(",", ":"))
+    query = {"fieldValidation": "Strict" if strict else "Warn"}
+    label = f"{info.singular}/{name}"
+    try:
+        live, _ = client.request("GET", client.path(info, ns, name))
+    except ApiError as exc:
+        if exc.code != 404 or not name:
+            raise
+        body = json.loads(annotation)
+        body["metadata"].setdefault("annotations", {})[LAST_APPLIED] = annotation + "\n"
+        _, warnings = client.request("POST", client.path(info, ns), body, query=query)
+        _warn(warnings)
+        return f"{label} created"
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    try:
+        last = json.loads(annotations.get(LAST_APPLIED, "{}"))
+    except ValueError:
+        last = {}
+    patch = apply_patch_for(live, last, desired)
+    patch.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = (
+        annotation + "\n"
+    )
+    patched, warnings = client.request(
+        "PATCH", client.path(info, ns, name), patch, query=query,
+        content_type="application/merge-patch+json",
+    )
+    _warn(warnings)
+    before = (live.get("metadata") or {}).get("resourceVersion")
+    after = (patched.get("metadata") or {}).get("resourceVersion")
+    return f"{label} {'unchanged' if before == after else 'configured'}"
+
+
+def _warn(warnings: list[str]) -> None:
+    for w in warnings:
+        click.echo(f"Warning: {w}", err=True)
+
+
+@main.command()
+@click.option("-f", "--filename", required=True, help="Manifest file (YAML or JSON), or - .")
+@click.option("-n", "--namespace", default=None, help="Namespace for objects that name none.")
+@click.option("--validate", type=click.Choice(["strict", "warn", "ignore"]), default="strict",
+              show_default=True, help="Unknown fields: reject (strict) or drop with a warning.")
+@click.pass_context
+def apply(ctx: click.Context, filename: str, namespace: str | None, validate: str) -> None:
+    """Create or update objects from a manifest file."""
+    client = _client(ctx)
+    worst = EXIT_OK
+    for doc in _read_manifests(filename):
+        try:
+            click.echo(_apply_one(client, doc, namespace, validate == "strict"))
+        except BadInput as exc:
+            click.echo(f"error: {exc}", err=True)
+            worst = max(worst, EXIT_BAD_INPUT)
+        except ApiError as exc:
+            click.echo(f"error: {exc}", err=True)
+            if exc.code == 0:
+                sys.exit(EXIT_SERVER)
+            worst = max(worst, _exit_code(exc))
+    sys.exit(worst)
+
+
+# --- get / describe / delete ------------------------------------------------------------------
+
+
+def _kind(name: str) -> kinds.KindInfo:
+    try:
+        return kinds.lookup(name)
+    except BadInput as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+
+
+@main.command()
+@click.argument("kind")
+@click.argument("name", required=False)
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("-A", "--all-namespaces", is_flag=True)
+@click.option("-o", "--output", type=click.Choice(["wide", "yaml", "json", "name"]), default=None)
+@click.option("-l", "--selector", default="", help="Label selector, e.g. app=web,tier!=db.")
+@click.pass_context
+def get(ctx: click.Context, kind: str, name: str | None, namespace: str, all_namespaces: bool,
+        output: str | None, selector: str) -> None:
+    """Show objects of a kind, as a table or as YAML/JSON."""
+    info = _kind(kind)
+    client = _client(ctx)
+    ns = None if all_namespaces else namespace
+    try:
+        if name:
+            body, _ = client.request("GET", client.path(info, ns or namespace, name))
+            items = [body]
+        else:
+            query = {"labelSelector": selector} if selector else None
+            body, _ = client.request("GET", client.path(info, ns), query=query)
+            items = body.get("items", [])
+    except ApiError as exc:
+        _fail(str(exc), _exit_code(exc))
+    if output in ("yaml", "json"):
+        data = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items,
+                                      "metadata": {"resourceVersion": ""}}
+        click.echo(_dump(data, output), nl=False)
+        return
+    if output == "name":
+        for item in items:
+            click.echo(f"{info.singular}/{item['metadata']['name']}")
+        return
+    if not items:
+        where = "" if all_namespaces or not info.namespaced else f" in {namespace} namespace"
+        click.echo(f"No resources found{where}.", err=True)
+        return
+    objects = [_decode(i) for i in items]
+    table = printers.rows(info.kind, objects, time.time(), wide=output == "wide",
+                          with_namespace=all_namespaces and info.namespaced)
+    click.echo(printers.render_table(table), nl=False)
+
+
+@main.command()
+@click.argument("kind")
+@click.argument("name")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.pass_context
+def describe(ctx: click.Context, kind: str, name: str, namespace: str) -> None:
+    """Show one object in detail (a Service with its endpoints)."""
+    info = _kind(kind)
+    client = _client(ctx)
+    try:
+        body, _ = client.request("GET", client.path(info, namespace, name))
+        endpoints = None
+        if info.kind == "Service":
+            ep_body, _ = client.request("GET", client.path(kinds.lookup("endpoints"),
+                                                           namespace, name))
+            endpoints = _decode(ep_body)
+    except ApiError as exc:
+        _fail(str(exc), _exit_code(exc))
+    click.echo(printers.describe(_decode(body), endpoints=endpoints, now=time.time()), nl=False)
+
+
+@main.command()
+@click.argument("kind", required=False)
+@click.argument("names", nargs=-1)
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("-f", "--filename", default=None, help="Delete the objects a manifest names.")
+@click.option("--ignore-not-found", is_flag=True)
+@click.pass_context
+def delete(ctx: click.Context, kind: str | None, names: tuple[str, ...], namespace: str,
+           filename: str | None, ignore_not_found: bool) -> None:
+    """Delete objects by kind and name, or those a manifest names."""
+    client = _client(ctx)
+    targets: list[tuple[kinds.KindInfo, str, str]] = []
+    if filename:
+        try:
+            targets = [_target(doc, namespace) for doc in _read_manifests(filename)]
+        except BadInput as exc:
+            _fail(str(exc), EXIT_BAD_INPUT)
+    elif kind and names:
+        info = _kind(kind)
+        targets = [(info, namespace if info.namespaced else "", n) for n in names]
+    else:
+        raise click.UsageError("give KIND and NAME, or -f FILE")
+    worst = EXIT_OK
+    for info, ns, name in targets:
+        try:
+            client.request("DELETE", client.path(info, ns, name))
+            click.echo(f'{info.singular} "{name}" deleted')
+        except ApiError as exc:
+            if exc.code == 404 and ignore_not_found:
+                continue
+            click.echo(f"error: {exc}", err=True)
+            worst = max(worst, _exit_code(exc) if exc.code != 404 else EXIT_SERVER)
+    sys.exit(worst)
