@@ -14,7 +14,6 @@ process exits. Nothing here has logic of its own: each part is documented where 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import random
@@ -84,17 +83,14 @@ async def serve(
     """Run the control plane until cancelled. `ready(host, port)` once the API is bound and
     the controllers have synced."""
     clock = clock or SystemClock()
-    try:
-        network = ipaddress.ip_network(config.service_cidr)
-    except ValueError as exc:
-        raise BadInput(f"--service-cidr: {exc}") from None
+    ranges = [ServiceRange.parse(config.service_cidr)]
     rng = random.Random()
     store = await open_store(config)
     try:
         objects = ObjectStore(store, clock)
-        ranges = [ServiceRange(network)]
         allocator = ClusterIPAllocator(objects, ranges, rng)
-        registry = Registry(objects, allocator, service_cidrs=[network], clock=clock, rng=rng)
+        registry = Registry(objects, allocator, service_cidrs=[r.cidr for r in ranges],
+                            clock=clock, rng=rng)
         synced = asyncio.Event()
         api = ApiServer(registry, ready=synced.is_set)
         bound: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()

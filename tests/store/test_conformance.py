@@ -366,6 +366,16 @@ async def test_watch_from_the_start_replays_every_change_in_order(store: Store) 
     assert [e.created for e in events] == [True, False, False]
 
 
+async def test_watch_replays_a_long_history_in_order(store: Store) -> None:
+    start = await store.revision()
+    count = 2500  # more than a backend is likely to fetch in one page
+
+    await asyncio.gather(*(store.create(f"/k/{i:04d}", b"v") for i in range(count)))
+    events = await take(store, "/k/", start, count)
+
+    assert [e.revision for e in events] == list(range(start + 1, start + count + 1))
+
+
 async def test_watch_from_a_middle_revision_yields_only_later_changes(store: Store) -> None:
     revisions = [await store.create(f"/k/{i}", b"v") for i in range(5)]
 

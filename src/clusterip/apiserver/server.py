@@ -359,8 +359,7 @@ async def serve_api(
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
-        sockets = site._server.sockets if site._server else ()  # noqa: SLF001
-        bound = sockets[0].getsockname() if sockets else (host, port)
+        bound = runner.addresses[0] if runner.addresses else (host, port)
         ready(bound[0], bound[1])
         await asyncio.Event().wait()
     finally:

@@ -118,6 +118,7 @@ class Informer(Generic[T]):
         self._max_backoff = max_backoff
         self.has_synced = asyncio.Event()
         self.revision = 0
+        self._revision_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.lists = 0  # how many full lists were done (the first one plus relists)
 
     # --- reading the cache -------------------------------------------------------------------
@@ -145,6 +146,22 @@ class Informer(Generic[T]):
         """The objects filed under `value` in index `name`."""
         cache = self._cache
         return [cache[key] for key in self.index(name, value)]
+
+    async def wait_for_revision(self, revision: int, timeout: float) -> bool:
+        """Wait until the cache reflects store revision `revision`; False on timeout."""
+        if self.revision >= revision:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (revision, waiter)
+        self._revision_waiters.append(entry)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            return self.revision >= revision
+        finally:
+            if entry in self._revision_waiters:
+                self._revision_waiters.remove(entry)
+        return True
 
     def add_handler(self, handler: Handler[T]) -> None:
         """Call `handler(key, old, new)` on every change (add: old None; delete: new None)."""
@@ -183,16 +200,16 @@ class Informer(Generic[T]):
         self.lists += 1
         fresh = {key_of(obj): obj for obj in objects}
         for key in [k for k in self._cache if k not in fresh]:
-            old = self._cache.pop(key)
+            gone = self._cache.pop(key)
             self._unfile(key)
-            self._notify(key, old, None)
+            self._notify(key, gone, None)
         for key, obj in fresh.items():
             old = self._cache.get(key)
             if old is not None and old.metadata.resource_version == obj.metadata.resource_version:
                 continue
             self._put(key, obj)
             self._notify(key, old, obj)
-        self.revision = max(self.revision, revision)
+        self._advance(revision)
         if not self.has_synced.is_set():
             log.debug("synced kind=%s objects=%d revision=%d", self.kind, len(fresh), revision)
             self.has_synced.set()
@@ -218,7 +235,7 @@ class Informer(Generic[T]):
                 else:
                     self._put(key, obj)
                     self._notify(key, old, obj)
-                self.revision = max(self.revision, event.revision)
+                self._advance(event.revision)
         finally:
             aclose = getattr(watch, "aclose", None)
             if aclose is not None:
@@ -226,6 +243,16 @@ class Informer(Generic[T]):
         return count
 
     # --- internals ---------------------------------------------------------------------------
+
+    def _advance(self, revision: int) -> None:
+        if revision <= self.revision:
+            return
+        self.revision = revision
+        if self._revision_waiters:
+            for entry in [e for e in self._revision_waiters if e[0] <= revision]:
+                self._revision_waiters.remove(entry)
+                if not entry[1].done():
+                    entry[1].set_result(None)
 
     def _put(self, key: str, obj: T) -> None:
         self._cache[key] = obj
@@ -265,10 +292,11 @@ class Expectations:
     """The store revision of each key's last write, to tell a stale cache from the truth.
 
     After a controller writes objects for `key` it calls `expect(key, revision)` with the highest
-    revision its writes returned. Before it plans for `key` again it asks `satisfied(key,
-    informer.revision)`: False means the cache has not seen those writes yet, and planning on it
-    would, for instance, create a second copy of an object already created. The informer's event
-    for the write will come (and enqueue the key again), so the controller just tries later.
+    revision its writes returned. Before it plans for `key` again it asks `pending(key,
+    informer.revision)`: a non-zero answer is the revision the cache has not reached yet, and
+    planning now would act on a cache without those writes (and, for instance, create a second
+    copy of an object it has just created). The controller then waits for the informer
+    (`Informer.wait_for_revision`), which is usually a matter of microseconds.
     """
 
     def __init__(self) -> None:
@@ -278,14 +306,15 @@ class Expectations:
         if revision > self._revisions.get(key, 0):
             self._revisions[key] = revision
 
-    def satisfied(self, key: str, seen_revision: int) -> bool:
+    def pending(self, key: str, seen_revision: int) -> int:
+        """The revision `key` still waits for (0: none; the cache is fresh for it)."""
         wanted = self._revisions.get(key)
         if wanted is None:
-            return True
+            return 0
         if seen_revision >= wanted:
             del self._revisions[key]
-            return True
-        return False
+            return 0
+        return wanted
 
     def forget(self, key: str) -> None:
         self._revisions.pop(key, None)

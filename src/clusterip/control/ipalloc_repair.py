@@ -11,12 +11,13 @@ twice), a store restored from a backup, a service CIDR changed under existing Se
    can only look like a leak (protected by the grace period) or an unrecorded IP whose create
    then finds the allocator's object already there; never like a released IP to recreate;
 2. asks the pure core (`core.ipalloc.plan_repair`) what to do, given `clock.now()` and the grace
-   period: create missing IPAddresses, recreate ones with a wrong parent, delete leaked ones
+   period: create missing IPAddresses, re-point ones with a wrong parent, delete leaked ones
    older than the grace period (60 s, kube-apiserver's request timeout: the longest an IPAddress
    can legitimately exist before its Service), and report out-of-range and duplicate IPs;
-3. applies the plan. Deletes carry the resourceVersion seen in the listing, so an IPAddress that
-   changed since is left alone; a create that finds the object already there means someone else
-   repaired or allocated it first. Both are counted as `skipped`, not as errors.
+3. applies the plan. Deletes and re-points carry the resourceVersion seen in the listing, so an
+   IPAddress that changed since is left alone; a create that finds the object already there
+   means someone else repaired or allocated it first. Both are counted as `skipped`, not as
+   errors.
 
 The pass runs once at start (a single-process server can pass `orphan_grace_seconds=0` there,
 since nothing can be allocating yet) and then periodically; `RepairReport.recheck_after` says
@@ -49,7 +50,7 @@ class RepairReport:
 
     plan: RepairPlan
     created: tuple[str, ...] = ()
-    recreated: tuple[str, ...] = ()
+    reparented: tuple[str, ...] = ()
     deleted: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()  # the store had moved on since the listing
 
@@ -91,7 +92,7 @@ async def repair(
         )
 
     created: list[str] = []
-    recreated: list[str] = []
+    reparented: list[str] = []
     deleted: list[str] = []
     skipped: list[str] = []
     for obj in plan.create:
@@ -100,15 +101,12 @@ async def repair(
             created.append(obj.metadata.name)
         except AlreadyExists:
             skipped.append(obj.metadata.name)
-    for change in plan.recreate:
+    for change in plan.reparent:
         name = change.old.metadata.name
         try:
-            await objects.delete(
-                IPAddress, "", name, resource_version=change.old.metadata.resource_version
-            )
-            await objects.create(change.new)
-            recreated.append(name)
-        except (NotFound, Conflict, AlreadyExists):
+            await objects.update(change.new)  # at the listed resourceVersion
+            reparented.append(name)
+        except (NotFound, Conflict):
             skipped.append(name)
     for obj in plan.delete:
         name = obj.metadata.name
@@ -123,15 +121,15 @@ async def repair(
     report = RepairReport(
         plan=plan,
         created=tuple(created),
-        recreated=tuple(recreated),
+        reparented=tuple(reparented),
         deleted=tuple(deleted),
         skipped=tuple(skipped),
     )
     if plan.changes or plan.pending:
         log.info(
-            "created=%d recreated=%d deleted=%d skipped=%d pending=%d msg='ClusterIP repair pass'",
+            "created=%d reparented=%d deleted=%d skipped=%d pending=%d msg='ClusterIP repair pass'",
             len(created),
-            len(recreated),
+            len(reparented),
             len(deleted),
             len(skipped),
             len(plan.pending),

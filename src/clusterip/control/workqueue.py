@@ -41,6 +41,7 @@ done. `shutdown()` wakes every waiting `get()` with `ShutDown` and cancels pendi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -63,7 +64,8 @@ def backoff_delay(failures: int, base_delay: float, max_delay: float) -> float:
     if failures <= 0:
         return 0.0
     # Cap the exponent so that 2**n cannot overflow a float for a key that fails for ever.
-    return min(base_delay * 2 ** min(failures - 1, 62), max_delay)
+    exponent = min(failures - 1, 62)
+    return min(base_delay * float(2**exponent), max_delay)
 
 
 class WorkQueue:
@@ -235,10 +237,8 @@ class WorkQueue:
                 return
 
     def _discard_getter(self, getter: asyncio.Future[None]) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             self._getters.remove(getter)
-        except ValueError:
-            pass
 
 
 async def run_worker(queue: WorkQueue, sync: Callable[[str], Awaitable[None]]) -> None:

@@ -192,11 +192,14 @@ def _decoder(type_: type[T]) -> msgspec.json.Decoder[T]:
 
 def decode_stored(type_: type[T], data: bytes) -> T:
     """Decode bytes that clusterip itself encoded (trusted, already validated)."""
-    return _decoder(type_).decode(data)
+    obj: T = _decoder(type_).decode(data)
+    return obj
 
 
 def to_dict(obj: msgspec.Struct) -> dict[str, Any]:
-    """Plain data (for YAML output, patches and printing)."""
-    out = msgspec.to_builtins(obj)
+    """Plain JSON data (dicts, lists, str, int, bool) for patches and printing.
+
+    Through JSON rather than `msgspec.to_builtins`, which keeps tuples as tuples."""
+    out = msgspec.json.decode(msgspec.json.encode(obj))
     assert isinstance(out, dict)
     return out

@@ -231,7 +231,9 @@ def _pod_order(pod: m.Pod) -> tuple[bool, str]:
     return (pod.metadata.deletion_timestamp is not None, pod.metadata.name)
 
 
-def desired_endpoints(service: m.Service, pods: Iterable[m.Pod]) -> dict[GroupKey, list[m.Endpoint]]:
+def desired_endpoints(
+    service: m.Service, pods: Iterable[m.Pod]
+) -> dict[GroupKey, list[m.Endpoint]]:
     """The service's endpoints, grouped by (addressType, ports), each group sorted by IP.
 
     `pods` may be every pod of the namespace or any superset of the selected ones: the selector,

@@ -33,10 +33,10 @@ writes the result back into the Service.
 
 `plan_repair` is the decision of one repair pass (kube-apiserver's `repairip.go`), from a listing
 of Services and IPAddresses: which IPAddresses to create (a Service holds an IP nobody recorded),
-to recreate (the recorded parent is wrong), to delete (no Service holds it and it is older than
+to re-point (the recorded parent is wrong), to delete (no Service holds it and it is older than
 the grace period that covers an allocation whose Service is still being written), and what to
 report without changing (an IP outside every range, one IP held by two Services). The report
-reasons are the Kubernetes event reasons, with their messages, in `_MESSAGES`.
+reasons are the Kubernetes event reasons, with their messages, in `_FINDINGS`.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ from clusterip.core.model import (
     Service,
     ServiceCIDR,
     ServiceCIDRSpec,
+    ServiceSpec,
 )
 from clusterip.core.timefmt import parse_rfc3339
 
@@ -79,9 +80,9 @@ __all__ = [
     "AllocationPlan",
     "AllocationRequest",
     "IPAddr",
-    "Recreate",
     "RepairFinding",
     "RepairPlan",
+    "Reparent",
     "Rng",
     "ServiceRange",
     "assign_cluster_ips",
@@ -382,88 +383,26 @@ def plan_allocation(service: Service, ranges: Sequence[ServiceRange]) -> Allocat
         return None
     if spec.cluster_ip == "None" or spec.cluster_ips[:1] == ("None",):
         return None
-    configured: list[str] = []
-    for r in ranges:
-        if r.family not in configured:
-            configured.append(r.family)
-
+    configured = list(dict.fromkeys(r.family for r in ranges))  # in order, primary first
     errors: list[FieldError] = []
     policy = spec.ip_family_policy or "SingleStack"
     if policy not in _POLICIES:
         errors.append(not_supported("spec.ipFamilyPolicy", policy, list(_POLICIES)))
-
-    requested = list(spec.cluster_ips) or ([spec.cluster_ip] if spec.cluster_ip else [])
-    if spec.cluster_ip and spec.cluster_ips and spec.cluster_ips[0] != spec.cluster_ip:
-        errors.append(invalid("spec.clusterIPs[0]", spec.cluster_ips[0], "must match clusterIP"))
-    if len(requested) > 2:
-        errors.append(too_many("spec.clusterIPs", len(requested), 2))
-    if len(spec.ip_families) > 2:
-        errors.append(too_many("spec.ipFamilies", len(spec.ip_families), 2))
-
-    families: list[str] = []
-    for i, family in enumerate(spec.ip_families[:2]):
-        path = f"spec.ipFamilies[{i}]"
-        if family not in _FAMILIES:
-            errors.append(not_supported(path, family, list(_FAMILIES)))
-        elif family in families:
-            errors.append(duplicate(path, family))
-        elif family not in configured:
-            errors.append(invalid(path, family, "not configured on this cluster"))
-        families.append(family)
-
-    addresses: list[IPAddr | None] = []
-    for i, value in enumerate(requested[:2]):
-        path = f"spec.clusterIPs[{i}]"
-        ip = parse_ip(value)
-        addresses.append(ip)
-        if ip is None:
-            errors.append(invalid(path, value, _INVALID_IP))
-            continue
-        family = _FAMILY_OF_VERSION[ip.version]
-        if i < len(families):
-            if families[i] != family:
-                errors.append(
-                    invalid(
-                        path,
-                        value,
-                        f"expected an {families[i]} value as indicated by `ipFamilies[{i}]`",
-                    )
-                )
-                continue
-        else:
-            families.append(family)
-        errors.extend(check_requested_ip(value, ranges, path))
-    versions = [ip.version for ip in addresses if ip is not None]
-    if len(versions) == 2 and versions[0] == versions[1]:
-        errors.append(
-            invalid(
-                "spec.clusterIPs[1]",
-                requested[1],
-                "may specify no more than one IP for each IP family",
-            )
-        )
-
+    families = _declared_families(spec.ip_families, configured, errors)
+    addresses = _requested_addresses(spec, ranges, families, errors)
     if not families and configured:
         families.append(configured[0])
     if policy != "SingleStack" and len(families) < 2:
         families.extend(f for f in configured if f not in families)
     if policy == "RequireDualStack" and len(configured) < 2:
-        errors.append(
-            invalid(
-                "spec.ipFamilyPolicy",
-                policy,
-                "this cluster is not configured for dual-stack services",
-            )
-        )
+        detail = "this cluster is not configured for dual-stack services"
+        errors.append(invalid("spec.ipFamilyPolicy", policy, detail))
     if policy == "SingleStack" and len(families) > 1:
-        errors.append(
-            invalid(
-                "spec.ipFamilyPolicy",
-                policy,
-                "must be 'PreferDualStack' or 'RequireDualStack' when multiple IP families "
-                "are specified",
-            )
+        detail = (
+            "must be 'PreferDualStack' or 'RequireDualStack' when multiple IP families are "
+            "specified"
         )
+        errors.append(invalid("spec.ipFamilyPolicy", policy, detail))
     if errors:
         raise Invalid("Service", service.metadata.name, errors)
 
@@ -487,6 +426,61 @@ def plan_allocation(service: Service, ranges: Sequence[ServiceRange]) -> Allocat
             )
         )
     return AllocationPlan(requests=tuple(plans), families=tuple(families[:2]), policy=policy)
+
+
+def _declared_families(
+    declared: Sequence[str], configured: Sequence[str], errors: list[FieldError]
+) -> list[str]:
+    """`spec.ipFamilies`, checked against what the cluster serves."""
+    if len(declared) > 2:
+        errors.append(too_many("spec.ipFamilies", len(declared), 2))
+    families: list[str] = []
+    for i, family in enumerate(declared[:2]):
+        path = f"spec.ipFamilies[{i}]"
+        if family not in _FAMILIES:
+            errors.append(not_supported(path, family, list(_FAMILIES)))
+        elif family in families:
+            errors.append(duplicate(path, family))
+        elif family not in configured:
+            errors.append(invalid(path, family, "not configured on this cluster"))
+        families.append(family)
+    return families
+
+
+def _requested_addresses(
+    spec: ServiceSpec,
+    ranges: Sequence[ServiceRange],
+    families: list[str],
+    errors: list[FieldError],
+) -> list[IPAddr | None]:
+    """The IPs `spec.clusterIP(s)` ask for (None where malformed), checked against the ranges
+    and the declared families; the family of each IP beyond the declared ones is appended."""
+    requested = list(spec.cluster_ips) or ([spec.cluster_ip] if spec.cluster_ip else [])
+    if spec.cluster_ip and spec.cluster_ips and spec.cluster_ips[0] != spec.cluster_ip:
+        errors.append(invalid("spec.clusterIPs[0]", spec.cluster_ips[0], "must match clusterIP"))
+    if len(requested) > 2:
+        errors.append(too_many("spec.clusterIPs", len(requested), 2))
+    addresses: list[IPAddr | None] = []
+    for i, value in enumerate(requested[:2]):
+        path = f"spec.clusterIPs[{i}]"
+        ip = parse_ip(value)
+        addresses.append(ip)
+        if ip is None:
+            errors.append(invalid(path, value, _INVALID_IP))
+            continue
+        family = _FAMILY_OF_VERSION[ip.version]
+        if i >= len(families):
+            families.append(family)
+        elif families[i] != family:
+            detail = f"expected an {families[i]} value as indicated by `ipFamilies[{i}]`"
+            errors.append(invalid(path, value, detail))
+            continue
+        errors.extend(check_requested_ip(value, ranges, path))
+    versions = [ip.version for ip in addresses if ip is not None]
+    if len(versions) == 2 and versions[0] == versions[1]:
+        detail = "may specify no more than one IP for each IP family"
+        errors.append(invalid("spec.clusterIPs[1]", requested[1], detail))
+    return addresses
 
 
 def assign_cluster_ips(service: Service, ips: Sequence[IPAddr], plan: AllocationPlan) -> Service:
@@ -545,8 +539,10 @@ class RepairFinding:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Recreate:
-    """Replace a stored IPAddress (`old`, deleted at its resourceVersion) with `new`."""
+class Reparent:
+    """Point a stored IPAddress at the Service that holds its IP: `new` is `old` with the new
+    parentRef and our labels, to be written as an update at `old`'s resourceVersion (one atomic
+    step: unlike delete-then-create, no other allocator can take the IP in between)."""
 
     old: IPAddress
     new: IPAddress
@@ -562,7 +558,7 @@ class RepairPlan:
     """
 
     create: tuple[IPAddress, ...] = ()
-    recreate: tuple[Recreate, ...] = ()
+    reparent: tuple[Reparent, ...] = ()
     delete: tuple[IPAddress, ...] = ()
     pending: tuple[str, ...] = ()
     recheck_after: float | None = None
@@ -570,7 +566,7 @@ class RepairPlan:
 
     @property
     def changes(self) -> int:
-        return len(self.create) + len(self.recreate) + len(self.delete)
+        return len(self.create) + len(self.reparent) + len(self.delete)
 
 
 def _finding(what: str, ip: str, service: str = "", other: str = "") -> RepairFinding:
@@ -616,11 +612,12 @@ def plan_repair(
     5. it names another Service that exists and holds the IP → that one keeps it;
        ClusterIPAlreadyAllocated is reported for this one.
     6. it names something else (a missing Service, one that no longer holds the IP, not a
-       Service) → recreate it for this Service (ClusterIPWrongReference).
+       Service) → point it at this Service (ClusterIPNotAllocated, "wrong reference").
 
-    Then each IPAddress no Service claimed and that our allocator manages is leaked: deleted
-    when at least `grace` seconds old (IPAddressNotAllocated), else left `pending`. IPAddresses
-    other controllers manage are left alone.
+    Then each IPAddress that our allocator manages, whose parent does not hold its IP and that
+    no Service claimed above, is leaked: deleted when at least `grace` seconds old
+    (IPAddressNotAllocated), else left `pending`. IPAddresses other controllers manage are left
+    alone.
     """
     stored = {a.metadata.name: a for a in ipaddresses}
     holders: dict[tuple[str, str], set[str]] = {}
@@ -630,7 +627,7 @@ def plan_repair(
 
     owner: dict[str, tuple[str, str]] = {}  # IP name -> the Service it stays with
     create: list[IPAddress] = []
-    recreate: list[Recreate] = []
+    reparent: list[Reparent] = []
     findings: list[RepairFinding] = []
 
     ordered = sorted(
@@ -661,8 +658,8 @@ def plan_repair(
                 findings.append(_finding("missing", name, who))
                 continue
             ref = existing.spec.parent_ref
-            if ref is not None and ref.group == "" and ref.resource == "services":
-                parent = (ref.namespace, ref.name)
+            parent = _service_parent(ref)
+            if parent is not None:
                 if parent == me:
                     owner[name] = me
                     continue
@@ -670,7 +667,7 @@ def plan_repair(
                     owner[name] = parent
                     findings.append(_finding("duplicate", name, who, _key(*parent)))
                     continue
-            recreate.append(Recreate(old=existing, new=ip_address_object(ip, service_ref(*me))))
+            reparent.append(Reparent(old=existing, new=_reparented(existing, service_ref(*me))))
             owner[name] = me
             findings.append(_finding("wrong-reference", name, who, _describe(ref)))
 
@@ -681,6 +678,9 @@ def plan_repair(
         name = obj.metadata.name
         if name in owner or (obj.metadata.labels or {}).get(LABEL_MANAGED_BY) != MANAGED_BY:
             continue
+        parent = _service_parent(obj.spec.parent_ref)
+        if parent is not None and name in holders.get(parent, ()):
+            continue  # held by its parent, e.g. an out-of-range IP: only reported above
         age = _age(obj, now)
         if age >= grace:
             delete.append(obj)
@@ -691,12 +691,30 @@ def plan_repair(
             recheck = left if recheck is None else min(recheck, left)
     return RepairPlan(
         create=tuple(create),
-        recreate=tuple(recreate),
+        reparent=tuple(reparent),
         delete=tuple(delete),
         pending=tuple(pending),
         recheck_after=recheck,
         findings=tuple(findings),
     )
+
+
+def _service_parent(ref: ParentReference | None) -> tuple[str, str] | None:
+    """(namespace, name) of the Service a parentRef names; None if it names no Service."""
+    if ref is None or ref.group != "" or ref.resource != "services":
+        return None
+    return ref.namespace, ref.name
+
+
+def _reparented(obj: IPAddress, parent: ParentReference) -> IPAddress:
+    ip = ipaddress.ip_address(obj.metadata.name)
+    labels = {
+        **(obj.metadata.labels or {}),
+        LABEL_IP_FAMILY: _FAMILY_OF_VERSION[ip.version],
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
+    meta = msgspec.structs.replace(obj.metadata, labels=labels)
+    return msgspec.structs.replace(obj, metadata=meta, spec=IPAddressSpec(parent_ref=parent))
 
 
 def _describe(ref: ParentReference | None) -> str:

@@ -60,7 +60,7 @@ class Base(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, rename
 # --- metadata ---------------------------------------------------------------------------------
 
 
-class OwnerReference(Base):
+class OwnerReference(Base, frozen=True):
     api_version: str
     kind: str
     name: str
@@ -69,7 +69,7 @@ class OwnerReference(Base):
     block_owner_deletion: bool | None = None
 
 
-class ManagedFieldsEntry(Base):
+class ManagedFieldsEntry(Base, frozen=True):
     manager: str | None = None
     operation: str | None = None
     api_version: str | None = None
@@ -79,7 +79,7 @@ class ManagedFieldsEntry(Base):
     subresource: str | None = None
 
 
-class ObjectMeta(Base):
+class ObjectMeta(Base, frozen=True):
     name: str = ""
     generate_name: str = ""
     namespace: str = ""
@@ -96,7 +96,7 @@ class ObjectMeta(Base):
     managed_fields: tuple[ManagedFieldsEntry, ...] = ()
 
 
-class ObjectReference(Base):
+class ObjectReference(Base, frozen=True):
     kind: str = ""
     namespace: str = ""
     name: str = ""
@@ -106,18 +106,18 @@ class ObjectReference(Base):
     field_path: str = ""
 
 
-class LabelSelectorRequirement(Base):
+class LabelSelectorRequirement(Base, frozen=True):
     key: str
     operator: str
     values: tuple[str, ...] = ()
 
 
-class LabelSelector(Base):
+class LabelSelector(Base, frozen=True):
     match_labels: dict[str, str] | None = None
     match_expressions: tuple[LabelSelectorRequirement, ...] = ()
 
 
-class Condition(Base):
+class Condition(Base, frozen=True):
     """A status condition; Pods, Nodes and Deployments share this shape."""
 
     type: str
@@ -131,7 +131,7 @@ class Condition(Base):
     message: str = ""
 
 
-class KubeObject(Base):
+class KubeObject(Base, frozen=True):
     """Every top-level object: apiVersion, kind, metadata. Subclasses set `KIND`/`API_VERSION`."""
 
     KIND: ClassVar[str] = ""
@@ -145,15 +145,15 @@ class KubeObject(Base):
 # --- Namespace --------------------------------------------------------------------------------
 
 
-class NamespaceSpec(Base):
+class NamespaceSpec(Base, frozen=True):
     finalizers: tuple[str, ...] = ()
 
 
-class NamespaceStatus(Base):
+class NamespaceStatus(Base, frozen=True):
     phase: str = ""
 
 
-class Namespace(KubeObject):
+class Namespace(KubeObject, frozen=True):
     KIND: ClassVar[str] = "Namespace"
     spec: NamespaceSpec = NamespaceSpec()
     status: NamespaceStatus = NamespaceStatus()
@@ -162,7 +162,7 @@ class Namespace(KubeObject):
 # --- Service ----------------------------------------------------------------------------------
 
 
-class ServicePort(Base):
+class ServicePort(Base, frozen=True):
     name: str = ""
     protocol: str = ""
     app_protocol: str | None = None
@@ -171,15 +171,15 @@ class ServicePort(Base):
     node_port: int | None = None
 
 
-class ClientIPConfig(Base):
+class ClientIPConfig(Base, frozen=True):
     timeout_seconds: int | None = None
 
 
-class SessionAffinityConfig(Base):
+class SessionAffinityConfig(Base, frozen=True):
     client_ip: ClientIPConfig | None = msgspec.field(default=None, name="clientIP")
 
 
-class ServiceSpec(Base):
+class ServiceSpec(Base, frozen=True):
     type: str = ""
     selector: dict[str, str] | None = None
     ports: tuple[ServicePort, ...] = ()
@@ -197,16 +197,16 @@ class ServiceSpec(Base):
     traffic_distribution: str | None = None
 
 
-class LoadBalancerStatus(Base):
+class LoadBalancerStatus(Base, frozen=True):
     ingress: tuple[dict[str, Any], ...] = ()
 
 
-class ServiceStatus(Base):
+class ServiceStatus(Base, frozen=True):
     load_balancer: LoadBalancerStatus | None = None
     conditions: tuple[Condition, ...] = ()
 
 
-class Service(KubeObject):
+class Service(KubeObject, frozen=True):
     KIND: ClassVar[str] = "Service"
     spec: ServiceSpec = ServiceSpec()
     status: ServiceStatus = ServiceStatus()
@@ -215,7 +215,7 @@ class Service(KubeObject):
 # --- Pod --------------------------------------------------------------------------------------
 
 
-class ContainerPort(Base):
+class ContainerPort(Base, frozen=True):
     name: str = ""
     container_port: int = 0
     protocol: str = ""
@@ -223,22 +223,22 @@ class ContainerPort(Base):
     host_ip: str | None = msgspec.field(default=None, name="hostIP")
 
 
-class EnvVar(Base):
+class EnvVar(Base, frozen=True):
     name: str
     value: str | None = None
     value_from: dict[str, Any] | None = None
 
 
-class ExecAction(Base):
+class ExecAction(Base, frozen=True):
     command: tuple[str, ...] = ()
 
 
-class HTTPHeader(Base):
+class HTTPHeader(Base, frozen=True):
     name: str
     value: str
 
 
-class HTTPGetAction(Base):
+class HTTPGetAction(Base, frozen=True):
     port: IntOrString
     path: str = ""
     host: str = ""
@@ -246,12 +246,12 @@ class HTTPGetAction(Base):
     http_headers: tuple[HTTPHeader, ...] = ()
 
 
-class TCPSocketAction(Base):
+class TCPSocketAction(Base, frozen=True):
     port: IntOrString
     host: str = ""
 
 
-class Probe(Base):
+class Probe(Base, frozen=True):
     exec: ExecAction | None = None
     http_get: HTTPGetAction | None = None
     tcp_socket: TCPSocketAction | None = None
@@ -264,7 +264,7 @@ class Probe(Base):
     termination_grace_period_seconds: int | None = None
 
 
-class Container(Base):
+class Container(Base, frozen=True):
     name: str = ""
     image: str = ""
     command: tuple[str, ...] = ()
@@ -287,7 +287,7 @@ class Container(Base):
     tty: bool = False
 
 
-class PodSpec(Base):
+class PodSpec(Base, frozen=True):
     containers: tuple[Container, ...] = ()
     init_containers: tuple[Container, ...] = ()
     restart_policy: str = ""
@@ -312,20 +312,20 @@ class PodSpec(Base):
     readiness_gates: tuple[dict[str, Any], ...] = ()
 
 
-class PodIP(Base):
+class PodIP(Base, frozen=True):
     ip: str
 
 
-class ContainerStateRunning(Base):
+class ContainerStateRunning(Base, frozen=True):
     started_at: str | None = None
 
 
-class ContainerStateWaiting(Base):
+class ContainerStateWaiting(Base, frozen=True):
     reason: str = ""
     message: str = ""
 
 
-class ContainerStateTerminated(Base):
+class ContainerStateTerminated(Base, frozen=True):
     exit_code: int = 0
     signal: int | None = None
     reason: str = ""
@@ -335,13 +335,13 @@ class ContainerStateTerminated(Base):
     container_id: str = msgspec.field(default="", name="containerID")
 
 
-class ContainerState(Base):
+class ContainerState(Base, frozen=True):
     waiting: ContainerStateWaiting | None = None
     running: ContainerStateRunning | None = None
     terminated: ContainerStateTerminated | None = None
 
 
-class ContainerStatus(Base):
+class ContainerStatus(Base, frozen=True):
     name: str
     ready: bool = False
     restart_count: int = 0
@@ -353,7 +353,7 @@ class ContainerStatus(Base):
     container_id: str = msgspec.field(default="", name="containerID")
 
 
-class PodStatus(Base):
+class PodStatus(Base, frozen=True):
     phase: str = ""
     conditions: tuple[Condition, ...] = ()
     message: str = ""
@@ -368,7 +368,7 @@ class PodStatus(Base):
     qos_class: str = ""
 
 
-class Pod(KubeObject):
+class Pod(KubeObject, frozen=True):
     KIND: ClassVar[str] = "Pod"
     spec: PodSpec = PodSpec()
     status: PodStatus = PodStatus()
@@ -377,13 +377,13 @@ class Pod(KubeObject):
 # --- EndpointSlice and Endpoints ---------------------------------------------------------------
 
 
-class EndpointConditions(Base):
+class EndpointConditions(Base, frozen=True):
     ready: bool | None = None
     serving: bool | None = None
     terminating: bool | None = None
 
 
-class Endpoint(Base):
+class Endpoint(Base, frozen=True):
     addresses: tuple[str, ...] = ()
     conditions: EndpointConditions = EndpointConditions()
     hostname: str | None = None
@@ -393,14 +393,14 @@ class Endpoint(Base):
     hints: dict[str, Any] | None = None
 
 
-class EndpointPort(Base):
+class EndpointPort(Base, frozen=True):
     name: str | None = None
     protocol: str | None = None
     port: int | None = None
     app_protocol: str | None = None
 
 
-class EndpointSlice(KubeObject):
+class EndpointSlice(KubeObject, frozen=True):
     KIND: ClassVar[str] = "EndpointSlice"
     API_VERSION: ClassVar[str] = "discovery.k8s.io/v1"
     address_type: str = ""
@@ -408,27 +408,27 @@ class EndpointSlice(KubeObject):
     ports: tuple[EndpointPort, ...] = ()
 
 
-class EndpointAddress(Base):
+class EndpointAddress(Base, frozen=True):
     ip: str
     hostname: str = ""
     node_name: str | None = None
     target_ref: ObjectReference | None = None
 
 
-class EndpointsPort(Base):
+class EndpointsPort(Base, frozen=True):
     name: str = ""
     port: int = 0
     protocol: str = ""
     app_protocol: str | None = None
 
 
-class EndpointSubset(Base):
+class EndpointSubset(Base, frozen=True):
     addresses: tuple[EndpointAddress, ...] = ()
     not_ready_addresses: tuple[EndpointAddress, ...] = ()
     ports: tuple[EndpointsPort, ...] = ()
 
 
-class Endpoints(KubeObject):
+class Endpoints(KubeObject, frozen=True):
     """The v1 Endpoints view, derived from EndpointSlices for old clients; never stored."""
 
     KIND: ClassVar[str] = "Endpoints"
@@ -438,12 +438,12 @@ class Endpoints(KubeObject):
 # --- Deployment -------------------------------------------------------------------------------
 
 
-class PodTemplateSpec(Base):
+class PodTemplateSpec(Base, frozen=True):
     metadata: ObjectMeta = ObjectMeta()
     spec: PodSpec = PodSpec()
 
 
-class DeploymentSpec(Base):
+class DeploymentSpec(Base, frozen=True):
     replicas: int | None = None
     selector: LabelSelector | None = None
     template: PodTemplateSpec = PodTemplateSpec()
@@ -454,7 +454,7 @@ class DeploymentSpec(Base):
     paused: bool = False
 
 
-class DeploymentStatus(Base):
+class DeploymentStatus(Base, frozen=True):
     observed_generation: int | None = None
     replicas: int | None = None
     updated_replicas: int | None = None
@@ -464,7 +464,7 @@ class DeploymentStatus(Base):
     conditions: tuple[Condition, ...] = ()
 
 
-class Deployment(KubeObject):
+class Deployment(KubeObject, frozen=True):
     KIND: ClassVar[str] = "Deployment"
     API_VERSION: ClassVar[str] = "apps/v1"
     spec: DeploymentSpec = DeploymentSpec()
@@ -474,18 +474,18 @@ class Deployment(KubeObject):
 # --- IPAddress and ServiceCIDR (networking.k8s.io/v1, KEP-1880) --------------------------------
 
 
-class ParentReference(Base):
+class ParentReference(Base, frozen=True):
     group: str = ""
     resource: str = ""
     namespace: str = ""
     name: str = ""
 
 
-class IPAddressSpec(Base):
+class IPAddressSpec(Base, frozen=True):
     parent_ref: ParentReference | None = None
 
 
-class IPAddress(KubeObject):
+class IPAddress(KubeObject, frozen=True):
     """One allocated ClusterIP; the name is the address in canonical form."""
 
     KIND: ClassVar[str] = "IPAddress"
@@ -493,15 +493,15 @@ class IPAddress(KubeObject):
     spec: IPAddressSpec = IPAddressSpec()
 
 
-class ServiceCIDRSpec(Base):
+class ServiceCIDRSpec(Base, frozen=True):
     cidrs: tuple[str, ...] = ()
 
 
-class ServiceCIDRStatus(Base):
+class ServiceCIDRStatus(Base, frozen=True):
     conditions: tuple[Condition, ...] = ()
 
 
-class ServiceCIDR(KubeObject):
+class ServiceCIDR(KubeObject, frozen=True):
     KIND: ClassVar[str] = "ServiceCIDR"
     API_VERSION: ClassVar[str] = "networking.k8s.io/v1"
     spec: ServiceCIDRSpec = ServiceCIDRSpec()
@@ -511,7 +511,7 @@ class ServiceCIDR(KubeObject):
 # --- Node -------------------------------------------------------------------------------------
 
 
-class NodeSpec(Base):
+class NodeSpec(Base, frozen=True):
     pod_cidr: str = msgspec.field(default="", name="podCIDR")
     pod_cidrs: tuple[str, ...] = msgspec.field(default=(), name="podCIDRs")
     unschedulable: bool = False
@@ -519,12 +519,12 @@ class NodeSpec(Base):
     provider_id: str = msgspec.field(default="", name="providerID")
 
 
-class NodeAddress(Base):
+class NodeAddress(Base, frozen=True):
     type: str
     address: str
 
 
-class NodeStatus(Base):
+class NodeStatus(Base, frozen=True):
     addresses: tuple[NodeAddress, ...] = ()
     conditions: tuple[Condition, ...] = ()
     capacity: dict[str, str] | None = None
@@ -533,7 +533,7 @@ class NodeStatus(Base):
     phase: str = ""
 
 
-class Node(KubeObject):
+class Node(KubeObject, frozen=True):
     KIND: ClassVar[str] = "Node"
     spec: NodeSpec = NodeSpec()
     status: NodeStatus = NodeStatus()

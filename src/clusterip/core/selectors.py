@@ -55,6 +55,8 @@ from clusterip.core import model
 from clusterip.core.errors import BadInput
 
 __all__ = [
+    "DNS1123_LABEL_FMT",
+    "DNS1123_SUBDOMAIN_FMT",
     "FIELD_PATHS",
     "FieldSelector",
     "FieldTerm",
@@ -64,11 +66,13 @@ __all__ = [
     "SelectorError",
     "dns1123_subdomain_errors",
     "label_value_errors",
+    "max_len_error",
     "object_fields",
     "parse_field_selector",
     "parse_selector",
     "qualified_name_errors",
     "regex_error",
+    "supported_fields",
 ]
 
 
@@ -149,7 +153,9 @@ def qualified_name_errors(value: str) -> list[str]:
     elif len(name) > QUALIFIED_NAME_MAX:
         errs.append("name part " + max_len_error(QUALIFIED_NAME_MAX))
     if not _QNAME_RE.match(name):
-        errs.append("name part " + regex_error(_QNAME_MSG, _QNAME_FMT, "MyName", "my.name", "123-abc"))
+        errs.append(
+            "name part " + regex_error(_QNAME_MSG, _QNAME_FMT, "MyName", "my.name", "123-abc")
+        )
     return errs
 
 

@@ -24,7 +24,7 @@ import ipaddress
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import msgspec
 
@@ -158,7 +158,7 @@ class Registry:
         meta = msgspec.structs.replace(meta, deletion_timestamp=None, resource_version="")
         obj = msgspec.structs.replace(obj, metadata=meta)
         if type(obj) in _CREATE_STATUS:
-            obj = msgspec.structs.replace(obj, status=_CREATE_STATUS[type(obj)])  # type: ignore[call-arg]
+            obj = msgspec.structs.replace(obj, status=_CREATE_STATUS[type(obj)])
         obj = defaults.apply_defaults(obj)
         errors = validation.validate(obj, None, service_cidrs=self._service_cidrs)
         if errors:
@@ -168,10 +168,11 @@ class Registry:
         if isinstance(obj, m.Service):
             allocated = await self._allocator.allocate(obj)
             try:
-                return await self.objects.create(allocated)  # type: ignore[return-value]
+                created = await self.objects.create(allocated)
             except BaseException:
                 await self._allocator.release(allocated)
                 raise
+            return cast(T, created)
         return await self.objects.create(obj)
 
     def _suffix(self) -> str:

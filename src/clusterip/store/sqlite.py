@@ -318,7 +318,7 @@ class _Writer:
             while True:
                 batch = self._take()
                 if self.stopping.is_set():
-                    self._call_soon(self._resolve, batch + self._take(block=False), None)
+                    pass
                     return
                 if batch:
                     self._call_soon(self._resolve, batch, self._commit(batch))
