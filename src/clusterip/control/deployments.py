@@ -12,7 +12,8 @@ applies it through the `Client`:
 
 The rollout policy (surge, unavailability, which pods go first, template hashes, names) is all in
 `core.deployments`; this module only moves data. Writes: pods are created, then deleted, then the
-status is written with `update_status`. Any failure (Conflict, AlreadyExists on a name collision)
+status is written with `update_status` (its conditions stamped with the injected `Clock`'s wall
+time when they change). Any failure (Conflict, AlreadyExists on a name collision)
 fails the sync, and the queue retries the key with backoff.
 
 Stale caches. A sync that created three pods must not run again on a cache that does not show
@@ -34,12 +35,14 @@ from collections.abc import Callable
 
 import msgspec
 
+from clusterip.clock import Clock
 from clusterip.control.endpoints import StaleCache, random_suffix
 from clusterip.control.informer import Expectations, Informer, split_key
 from clusterip.control.workqueue import WorkQueue, run_worker
 from clusterip.core import model as m
 from clusterip.core.deployments import DeploymentPlan, controller_ref, plan_deployment
 from clusterip.core.errors import NotFound
+from clusterip.core.timefmt import rfc3339
 from clusterip.registry.client import Client
 
 __all__ = ["DeploymentController"]
@@ -62,6 +65,7 @@ class DeploymentController:
 
     Args:
         client: where to read and write (the Registry in the app, an ObjectStore in tests).
+        clock: wall time for the status conditions' transition times.
         new_suffix: the random part of new pod names (tests pass a deterministic one).
         workers: how many syncs may run at once (each on a different deployment).
     """
@@ -70,10 +74,12 @@ class DeploymentController:
         self,
         client: Client,
         *,
+        clock: Clock,
         new_suffix: Callable[[], str] = random_suffix,
         workers: int = 2,
     ) -> None:
         self._client = client
+        self._clock = clock
         self._new_suffix = new_suffix
         self._workers = workers
         self.deployments: Informer[m.Deployment] = Informer(client, m.Deployment)
@@ -104,6 +110,10 @@ class DeploymentController:
         finally:
             self.queue.shutdown()
 
+    async def synced(self) -> None:
+        """Return once the caches have synced and workers are starting (`ready` is set)."""
+        await self.ready.wait()
+
     # --- handlers: only keys -----------------------------------------------------------------
 
     def _on_deployment(
@@ -133,6 +143,7 @@ class DeploymentController:
             self.pods.by_index("owner", key),
             new_suffix=self._new_suffix,
             name=name,
+            now=rfc3339(self._clock.now()),
         )
 
     async def sync(self, key: str) -> None:

@@ -203,6 +203,10 @@ class EndpointsController:
         finally:
             self.queue.shutdown()
 
+    async def synced(self) -> None:
+        """Return once the caches have synced and workers are starting (`ready` is set)."""
+        await self.ready.wait()
+
     # --- handlers: only keys -----------------------------------------------------------------
 
     def _enqueue(self, service_key: str) -> None:

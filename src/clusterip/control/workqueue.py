@@ -227,6 +227,11 @@ class WorkQueue:
     def is_processing(self, key: str) -> bool:
         return key in self._processing
 
+    @property
+    def idle(self) -> bool:
+        """No key is waiting, held by a worker, or delayed."""
+        return not (self._queue or self._processing or self._waiting)
+
     # --- internals ---------------------------------------------------------------------------
 
     def _wake_one(self) -> None:

@@ -34,8 +34,12 @@ is left (terminating ones included). A paused Deployment only gets its status wr
 
 Status: `replicas` (active pods), `updatedReplicas` (active new), `readyReplicas` (Ready),
 `availableReplicas` (Ready; `minReadySeconds` is not honoured), `unavailableReplicas`
-(N - available, at least 0) and `observedGeneration`; conditions are kept as they are. The plan
-carries a status only when it differs from the stored one.
+(N - available, at least 0), `observedGeneration`, and Kubernetes' two conditions:
+`Available` (True when at least N - maxUnavailable pods are ready: MinimumReplicasAvailable /
+MinimumReplicasUnavailable) and `Progressing` (NewReplicaSetAvailable once N new pods are all
+ready and no old one is left, ReplicaSetUpdated before, DeploymentPaused when paused). A
+condition is rewritten, stamped with the caller's `now`, only when its status or reason changes;
+other conditions are kept. The plan carries a status only when it differs from the stored one.
 
 New pods are named `<deployment>-<template hash>-<suffix>`; the hash is 10 characters of the
 SHA-256 of the template's canonical JSON in Kubernetes' safe alphabet, the suffix comes from the
@@ -227,6 +231,7 @@ def plan_deployment(
     *,
     new_suffix: Callable[[], str],
     name: str = "",
+    now: str | None = None,
 ) -> DeploymentPlan:
     """The pod writes and status that bring a Deployment's pods to its spec.
 
@@ -236,6 +241,7 @@ def plan_deployment(
             superset is fine: ownership is checked here).
         new_suffix: the random part of a new pod's name.
         name: the deployment's name, needed only when `deployment` is None.
+        now: the time (RFC 3339) to stamp on conditions that change.
 
     Returns:
         The pods to create and delete and the new status (see the module docstring).
@@ -284,7 +290,7 @@ def plan_deployment(
         delete.extend(doomed)
 
     create = tuple(new_pod(deployment, hash_, new_suffix()) for _ in range(create_count))
-    status = _status(deployment, active, new)
+    status = _status(deployment, active, new, now)
     return DeploymentPlan(
         create=create,
         delete=tuple(delete),
@@ -336,8 +342,30 @@ def _recreate(
     return replicas - len(new), []
 
 
-def _status(deployment: m.Deployment, active: list[m.Pod], new: list[m.Pod]) -> m.DeploymentStatus:
+def _status(
+    deployment: m.Deployment, active: list[m.Pod], new: list[m.Pod], now: str | None
+) -> m.DeploymentStatus:
+    replicas = _replicas(deployment)
     ready = sum(1 for p in active if _is_ready(p))
+    ready_new = sum(1 for p in new if _is_ready(p))
+    _, unavailable = rolling_limits(deployment)
+    name = deployment.metadata.name
+    if ready >= replicas - unavailable:
+        available = ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
+    else:
+        available = (
+            "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability."
+        )
+    if deployment.spec.paused:
+        progressing = ("Unknown", "DeploymentPaused", "Deployment is paused")
+    elif len(new) == replicas == len(active) == ready_new:
+        progressing = ("True", "NewReplicaSetAvailable",
+                       f'Deployment "{name}" has successfully progressed.')
+    else:
+        progressing = ("True", "ReplicaSetUpdated", f'Deployment "{name}" is progressing.')
+    conditions = _conditions(
+        deployment.status.conditions, {"Available": available, "Progressing": progressing}, now
+    )
     return msgspec.structs.replace(
         deployment.status,
         observed_generation=deployment.metadata.generation or None,
@@ -345,5 +373,32 @@ def _status(deployment: m.Deployment, active: list[m.Pod], new: list[m.Pod]) -> 
         updated_replicas=len(new),
         ready_replicas=ready,
         available_replicas=ready,
-        unavailable_replicas=max(_replicas(deployment) - ready, 0),
+        unavailable_replicas=max(replicas - ready, 0),
+        conditions=conditions,
     )
+
+
+def _conditions(
+    current: tuple[m.Condition, ...],
+    wanted: Mapping[str, tuple[str, str, str]],
+    now: str | None,
+) -> tuple[m.Condition, ...]:
+    """`wanted` (type → status, reason, message) merged into `current`.
+
+    A condition whose status and reason are unchanged is kept as it is, timestamps included, so
+    that an unchanged Deployment plans no status write; other condition types are kept.
+    """
+    by_type = {c.type: c for c in current}
+    merged: list[m.Condition] = []
+    for type_, (status, reason, message) in wanted.items():
+        old = by_type.get(type_)
+        if old is not None and old.status == status and old.reason == reason:
+            merged.append(old)
+            continue
+        transition = old.last_transition_time if old is not None and old.status == status else now
+        merged.append(m.Condition(
+            type=type_, status=status, reason=reason, message=message,
+            last_update_time=now, last_transition_time=transition,
+        ))
+    merged.extend(c for c in current if c.type not in wanted)
+    return tuple(merged)

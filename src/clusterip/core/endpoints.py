@@ -51,6 +51,7 @@ New slices are named `<service>-<suffix>`, the suffix from the injected `new_suf
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -85,8 +86,6 @@ MAX_ENDPOINTS_PER_SLICE = 100
 _TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 _FAMILY_ADDRESS_TYPE = {4: "IPv4", 6: "IPv6"}
 _IP_FAMILY_ADDRESS_TYPE = {"IPv4": "IPv4", "IPv6": "IPv6"}
-
-_IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # A group of endpoints that can share slices: (addressType, the ports, sorted).
 GroupKey = tuple[str, tuple[m.EndpointPort, ...]]
@@ -143,14 +142,25 @@ def pod_is_ready(pod: m.Pod) -> bool:
 # --- desired endpoints ------------------------------------------------------------------------
 
 
-def _pod_ips(pod: m.Pod) -> list[_IP]:
+@functools.lru_cache(maxsize=1 << 18)
+def _parse_ip(text: str) -> tuple[int, int] | None:
+    """(IP version, value) of an address text, None if it is not one. Memoised: the same pod
+    IPs are parsed on every sync of their service, and `ipaddress` is slow."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return ip.version, int(ip)
+
+
+def _pod_ips(pod: m.Pod) -> list[tuple[str, tuple[int, int]]]:
+    """The pod's addresses: (text, (version, value)); texts that are not addresses are skipped."""
     texts = [p.ip for p in pod.status.pod_ips] or ([pod.status.pod_ip] if pod.status.pod_ip else [])
-    ips: list[_IP] = []
+    ips = []
     for text in texts:
-        try:
-            ips.append(ipaddress.ip_address(text))
-        except ValueError:
-            continue  # not an address: nothing to publish
+        parsed = _parse_ip(text)
+        if parsed is not None:
+            ips.append((text, parsed))
     return ips
 
 
@@ -162,10 +172,9 @@ def _address_types(service: m.Service) -> frozenset[str] | None:
         return frozenset(families)
     for text in service.spec.cluster_ips or ((service.spec.cluster_ip,) if
                                              service.spec.cluster_ip else ()):
-        try:
-            families.add(_FAMILY_ADDRESS_TYPE[ipaddress.ip_address(text).version])
-        except ValueError:
-            continue  # "None" (headless) or not allocated yet
+        parsed = _parse_ip(text)
+        if parsed is not None:  # not "None" (headless), nor unallocated
+            families.add(_FAMILY_ADDRESS_TYPE[parsed[0]])
     return frozenset(families) or None
 
 
@@ -204,7 +213,23 @@ def _endpoint_ports(service: m.Service, pod: m.Pod) -> tuple[m.EndpointPort, ...
     return tuple(sorted(ports, key=_port_sort_key))
 
 
-def _endpoint(service: m.Service, pod: m.Pod, ip: _IP) -> m.Endpoint:
+def _has_named_ports(service: m.Service) -> bool:
+    return any(
+        isinstance(p.target_port, str) and p.target_port and not p.target_port.isdigit()
+        for p in service.spec.ports
+    )
+
+
+# The eight possible conditions, built once (a sync of a big service builds thousands).
+_CONDITIONS = {
+    (ready, serving, terminating): m.EndpointConditions(
+        ready=ready, serving=serving, terminating=terminating
+    )
+    for ready in (False, True) for serving in (False, True) for terminating in (False, True)
+}
+
+
+def _endpoint(service: m.Service, pod: m.Pod, ip: str) -> m.Endpoint:
     serving = pod_is_ready(pod)
     terminating = pod.metadata.deletion_timestamp is not None
     ready = service.spec.publish_not_ready_addresses or (serving and not terminating)
@@ -215,8 +240,8 @@ def _endpoint(service: m.Service, pod: m.Pod, ip: _IP) -> m.Endpoint:
         else None
     )
     return m.Endpoint(
-        addresses=(str(ip),),
-        conditions=m.EndpointConditions(ready=ready, serving=serving, terminating=terminating),
+        addresses=(ip,),
+        conditions=_CONDITIONS[(ready, serving, terminating)],
         hostname=hostname,
         target_ref=m.ObjectReference(
             kind="Pod", namespace=meta.namespace, name=meta.name, uid=meta.uid
@@ -245,7 +270,9 @@ def desired_endpoints(
     selector = service.spec.selector
     namespace = service.metadata.namespace
     wanted_types = _address_types(service)
-    chosen: dict[GroupKey, dict[_IP, m.Endpoint]] = {}
+    # Without named target ports every pod resolves the same ports: work them out once.
+    shared_ports = None if _has_named_ports(service) else _endpoint_ports(service, m.Pod())
+    chosen: dict[GroupKey, dict[str, tuple[int, m.Endpoint]]] = {}
     selected = [
         pod for pod in pods
         if pod.metadata.namespace == namespace
@@ -256,18 +283,22 @@ def desired_endpoints(
         ips = _pod_ips(pod)
         if not ips:
             continue
-        ports = _endpoint_ports(service, pod)
-        for ip in ips:
-            address_type = _FAMILY_ADDRESS_TYPE[ip.version]
+        ports = shared_ports if shared_ports is not None else _endpoint_ports(service, pod)
+        for text, (version, value) in ips:
+            address_type = _FAMILY_ADDRESS_TYPE[version]
             if wanted_types is not None and address_type not in wanted_types:
                 continue
             group = chosen.setdefault((address_type, ports), {})
-            if ip not in group:
-                group[ip] = _endpoint(service, pod, ip)
+            if text not in group:
+                group[text] = (value, _endpoint(service, pod, text))
     return {
-        key: [group[ip] for ip in sorted(group, key=int)]
+        key: [endpoint for _, endpoint in sorted(group.values(), key=_first)]
         for key, group in sorted(chosen.items(), key=lambda kv: _group_sort_key(kv[0]))
     }
+
+
+def _first(item: tuple[int, m.Endpoint]) -> int:
+    return item[0]
 
 
 def _group_sort_key(key: GroupKey) -> tuple[str, tuple[tuple[str, str, int], ...]]:
@@ -277,20 +308,12 @@ def _group_sort_key(key: GroupKey) -> tuple[str, tuple[tuple[str, str, int], ...
 # --- planning ---------------------------------------------------------------------------------
 
 
-def _endpoint_ip(endpoint: m.Endpoint) -> _IP | None:
-    if not endpoint.addresses:
-        return None
-    try:
-        return ipaddress.ip_address(endpoint.addresses[0])
-    except ValueError:
-        return None
-
-
 def _ip_sort_key(endpoint: m.Endpoint) -> tuple[int, int, str]:
-    ip = _endpoint_ip(endpoint)
-    if ip is None:
-        return (0, 0, endpoint.addresses[0] if endpoint.addresses else "")
-    return (ip.version, int(ip), "")
+    text = endpoint.addresses[0] if endpoint.addresses else ""
+    parsed = _parse_ip(text)
+    if parsed is None:
+        return (0, 0, text)
+    return (parsed[0], parsed[1], "")
 
 
 def _owner_ref(service: m.Service) -> m.OwnerReference:

@@ -15,4 +15,8 @@ def rfc3339(unix_seconds: float) -> str:
 
 
 def parse_rfc3339(text: str) -> float:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    """Unix seconds of an RFC 3339 time, with or without fractional seconds (RFC3339Nano's
+    nine digits are cut to the microseconds Python keeps)."""
+    head, dot, fraction = text.rstrip("Z").partition(".")
+    seconds = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return seconds + (float(f"0.{fraction[:6]}") if dot and fraction else 0.0)
