@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -130,7 +131,7 @@ def up(data_dir: str, listen: str, service_cidr: str, store_url: str, verbose: b
 
 def _read_manifests(filename: str) -> list[dict[str, Any]]:
     try:
-        text = sys.stdin.read() if filename == "-" else open(filename, encoding="utf-8").read()
+        text = sys.stdin.read() if filename == "-" else Path(filename).read_text(encoding="utf-8")
     except OSError as exc:
         _fail(f"cannot read {filename}: {exc.strerror}", EXIT_BAD_INPUT)
     try:

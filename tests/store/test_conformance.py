@@ -396,6 +396,17 @@ async def test_watch_from_the_current_revision_yields_only_new_changes(store: St
     assert (event.kv.key, event.revision) == ("/k/new", revision)
 
 
+async def test_watch_from_a_future_revision_yields_only_changes_after_it(store: Store) -> None:
+    future = await store.revision() + 2
+
+    async with watching(store, "/k/", future) as events:
+        for i in range(3):
+            await store.create(f"/k/{i}", b"v")
+        [event] = await receive(events, 1)
+
+    assert event.revision == future + 1
+
+
 async def test_watch_yields_only_keys_under_its_prefix(store: Store) -> None:
     start = await store.revision()
     await store.create("/b/1", b"other")

@@ -51,11 +51,10 @@ def status_body(code: int, reason: str, message: str, details: dict[str, Any] | 
 
 def status_for(exc: BaseException, *, resource: str = "", name: str = "") -> dict[str, Any]:
     """The Status object for an error; unknown exceptions are a 500 InternalError."""
-    for cls, code, reason in STATUS_TABLE:
-        if isinstance(exc, cls):
-            break
-    else:
+    row = next((r for r in STATUS_TABLE if isinstance(exc, r[0])), None)
+    if row is None:
         return status_body(500, "InternalError", f"Internal error occurred: {exc!r}")
+    _, code, reason = row
     details: dict[str, Any] = {}
     if name:
         details["name"] = name

@@ -62,7 +62,8 @@ def parse_documents(text: str | bytes) -> list[dict[str, Any]]:
             raise DecodeError(
                 f"document {index}: expected an object (a mapping), got {type(doc).__name__}"
             )
-        if doc.get("kind") == "List" or str(doc.get("kind", "")).endswith("List") and "items" in doc:
+        kind = str(doc.get("kind", ""))
+        if kind.endswith("List") and "items" in doc:
             items = doc.get("items") or []
             if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
                 raise DecodeError(f"document {index}: items: expected a list of objects")
@@ -123,12 +124,25 @@ def convert(data: Any, type_: type[T]) -> T:
         path = match.group("path").lstrip(".") if match else ""
         reason = text[: match.start()] if match else text
         reason = reason.replace("`", "")
+        if path.endswith("[...]"):
+            path = _wrong_value_key(data, path[: -len("[...]")])
         if path:
             value = _value_at(data, path)
             shown = json.dumps(value, default=str)
             raise DecodeError(f"Invalid value: {shown}: {reason[0].lower()}{reason[1:]}",
                               field=path) from None
         raise DecodeError(reason) from None
+
+
+def _wrong_value_key(data: Any, map_path: str) -> str:
+    """msgspec names a bad map value `labels[...]`; name the first key whose value is not a
+    string instead (the maps of the model — labels, annotations, selectors — are all str→str)."""
+    mapping = _value_at(data, map_path)
+    if isinstance(mapping, dict):
+        for key, value in mapping.items():
+            if not isinstance(value, str):
+                return f"{map_path}.{key}"
+    return map_path
 
 
 _STEP = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")

@@ -17,7 +17,8 @@ defaults that depend on another field:
 * `sessionAffinityConfig.clientIP.timeoutSeconds` is 10800 only when the affinity is ClientIP;
 * `internalTrafficPolicy` is `Cluster` only for ClusterIP-like types (not ExternalName);
 * a container's `imagePullPolicy` is `Always` for `:latest` or untagged images, otherwise
-  `IfNotPresent`, as in Kubernetes.
+  `IfNotPresent`, as in Kubernetes; a container without an image (clusterip runs its
+  `command`) gets none.
 
 Defaults never fill a *required* field, so they cannot hide a "Required value" error: a port of 0
 stays 0, a container without a name stays nameless. As in Kubernetes' v1 defaulting, a probe's
@@ -33,7 +34,7 @@ import msgspec
 
 from clusterip.core import model
 
-__all__ = ["apply_defaults"]
+__all__ = ["apply_defaults", "pod_spec_defaults"]
 
 S = TypeVar("S", bound=msgspec.Struct)
 K = TypeVar("K", bound=model.KubeObject)
@@ -138,7 +139,9 @@ def _probe(probe: model.Probe | None) -> model.Probe | None:
 
 
 def _container(c: model.Container) -> model.Container:
-    c = _fill(c, {**CONTAINER, "image_pull_policy": _image_pull_policy(c.image)})
+    c = _fill(c, CONTAINER)
+    if c.image:  # a command-only container (clusterip runs commands) pulls nothing
+        c = _fill(c, {"image_pull_policy": _image_pull_policy(c.image)})
     return msgspec.structs.replace(
         c,
         ports=tuple(_fill(p, CONTAINER_PORT) for p in c.ports),

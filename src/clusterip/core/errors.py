@@ -17,7 +17,7 @@ environment failed at (a store that cannot be reached: 503)::
     │   ├── Conflict              stale resourceVersion, or an allocation race  409 Conflict
     │   ├── Expired               revision older than the compacted history     410 Expired
     │   └── RangeFull             no free address left in a service CIDR        409 Conflict
-    └── Unavailable               the store cannot be reached or is closed      503 ServiceUnavailable
+    └── Unavailable               the store cannot be reached or is closed      503 Unavailable
 
 Foreign exceptions (sqlite3, aiohttp, msgspec, yaml) are translated into this tree in exactly one
 place each: the store backend, the API client, `core.codec`. The mapping from this tree to HTTP
@@ -78,7 +78,9 @@ class ErrorType(Enum):
 _NO_VALUE: Any = object()
 
 # Which error types print the offending value after their name (Kubernetes' field.Error.Error()).
-_SHOWS_VALUE = {ErrorType.INVALID, ErrorType.DUPLICATE, ErrorType.NOT_SUPPORTED}
+_SHOWS_VALUE = {
+    ErrorType.INVALID, ErrorType.DUPLICATE, ErrorType.NOT_SUPPORTED, ErrorType.TOO_MANY,
+}
 
 
 def _show(value: Any) -> str:

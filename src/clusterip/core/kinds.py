@@ -98,11 +98,14 @@ def by_resource(group: str, resource: str) -> KindInfo:
     try:
         return _BY_RESOURCE[(group, resource)]
     except KeyError:
-        raise UnknownKind(f'the server could not find the requested resource "{resource}"') from None
+        raise UnknownKind(
+            f'the server could not find the requested resource "{resource}"'
+        ) from None
 
 
 def lookup(name: str) -> KindInfo:
-    """The row for what a user types: `svc`, `services`, `Service`, `endpointslices.discovery.k8s.io`."""
+    """The row for what a user types: `svc`, `services`, `Service`,
+    `endpointslices.discovery.k8s.io`."""
     try:
         return _BY_NAME[name.lower()]
     except KeyError:

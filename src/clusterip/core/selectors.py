@@ -210,10 +210,7 @@ _ARITY_MESSAGES: dict[Operator, str] = {
 
 
 def _as_int(text: str) -> int | None:
-    try:
-        return int(text, 10) if re.fullmatch(r"[-+]?[0-9]+", text) else None
-    except ValueError:  # pragma: no cover - the regex rules this out
-        return None
+    return int(text, 10) if re.fullmatch(r"[-+]?[0-9]+", text) else None
 
 
 def _matches_gt(value: str | None, values: tuple[str, ...]) -> bool:

@@ -1,4 +1,4 @@
-"""Timestamps as Kubernetes writes them: RFC 3339 in UTC with second precision (`2026-11-26T15:49:24Z`).
+"""Timestamps as Kubernetes writes them: RFC 3339 in UTC (`2026-11-26T15:49:24Z`).
 
 Pure conversions between unix seconds (what an injected clock gives) and that text.
 """

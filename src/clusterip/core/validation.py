@@ -24,10 +24,18 @@ word for word where they are known, so that users, `kubectl` and search engines 
 
     spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive
 
+A Service's requested address is checked where the user wrote it, at `spec.clusterIP` (the
+secondary one at `spec.clusterIPs[1]`): a valid IP, inside a service CIDR of its family when
+`service_cidrs` is given, and not that CIDR's network address (nor, for IPv4, its broadcast
+address), which the allocator never hands out. Whether the address is free is the allocator's
+business, not validation's.
+
 Where clusterip is stricter than Kubernetes it says why: port names are unique across a whole
 Pod (named targetPorts resolve unambiguously), and NodePort/LoadBalancer/SCTP are unsupported.
-Where it is looser: a Pod update may set `spec.nodeName` once (what Kubernetes' binding
-subresource does), and an update that leaves `metadata.uid` empty keeps the stored one.
+Where it is looser: a container needs a `command` or an `image`, not necessarily an image
+(clusterip runs commands; images are accepted and ignored), a Pod update may set
+`spec.nodeName` once (what Kubernetes' binding subresource does), and an update with an empty
+`metadata.uid` is not an error (the registry keeps the stored uid, as the API server does).
 """
 
 from __future__ import annotations
@@ -267,12 +275,14 @@ def _one_of(path: str, value: str | None, supported: Sequence[str], *,
     return [not_supported(path, value, list(supported), UNSUPPORTED.get(value, ""))]
 
 
-def _at_least(path: str, value: int | None, low: int) -> list[FieldError]:
+# Kubernetes' wording for a lower bound of 0 (non-negative) and of 1 (positive).
+_LOWER_BOUND_MESSAGES = {0: "must be greater than or equal to 0", 1: "must be greater than zero"}
+
+
+def _at_least(path: str, value: int | None, low: int, message: str = "") -> list[FieldError]:
     if value is None or value >= low:
         return []
-    if low == 0:
-        return [invalid(path, value, "must be greater than or equal to 0")]
-    return [invalid(path, value, f"must be greater than {low - 1}")]
+    return [invalid(path, value, message or _LOWER_BOUND_MESSAGES[low])]
 
 
 def _port_number_or_name(path: str, value: int | str) -> list[FieldError]:
@@ -417,9 +427,8 @@ def _metadata_update(new: model.ObjectMeta, old: model.ObjectMeta) -> list[Field
 
 @dataclass(frozen=True, slots=True)
 class _Context:
-    """What a validator may consult besides the object: the old object, the service CIDRs."""
+    """What a validator may consult besides the object (updates get `old` separately)."""
 
-    old: model.KubeObject | None
     service_cidrs: tuple[IPNetwork, ...]
 
 
@@ -646,14 +655,15 @@ _HANDLERS: tuple[tuple[str, str, Callable[[Any, str], list[FieldError]]], ...] =
     ("grpc", "grpc", _grpc_handler),
 )
 
-# A probe's numeric fields: (attribute, JSON name, minimum).
+# A probe's numeric fields: (attribute, JSON name, minimum, message or "" for the usual one).
 _PROBE_NUMBERS = (
-    ("initial_delay_seconds", "initialDelaySeconds", 0),
-    ("timeout_seconds", "timeoutSeconds", 0),
-    ("period_seconds", "periodSeconds", 0),
-    ("success_threshold", "successThreshold", 0),
-    ("failure_threshold", "failureThreshold", 0),
-    ("termination_grace_period_seconds", "terminationGracePeriodSeconds", 1),
+    ("initial_delay_seconds", "initialDelaySeconds", 0, ""),
+    ("timeout_seconds", "timeoutSeconds", 0, ""),
+    ("period_seconds", "periodSeconds", 0, ""),
+    ("success_threshold", "successThreshold", 0, ""),
+    ("failure_threshold", "failureThreshold", 0, ""),
+    ("termination_grace_period_seconds", "terminationGracePeriodSeconds", 1,
+     "must be greater than 0"),
 )
 
 # Probes whose successThreshold must be 1 (a container is alive or started after one success).
@@ -671,8 +681,8 @@ def _probe(probe: model.Probe, path: str, kind: str) -> list[FieldError]:
             errs += check(getattr(probe, attr), f"{path}.{name}")
         else:
             errs.append(forbidden(f"{path}.{name}", "may not specify more than 1 handler type"))
-    for attr, name, low in _PROBE_NUMBERS:
-        errs += _at_least(f"{path}.{name}", getattr(probe, attr), low)
+    for attr, name, low, message in _PROBE_NUMBERS:
+        errs += _at_least(f"{path}.{name}", getattr(probe, attr), low, message)
     if kind in _SINGLE_SUCCESS_PROBES and probe.success_threshold not in (None, 1):
         errs.append(invalid(f"{path}.successThreshold", probe.success_threshold, "must be 1"))
     return errs
@@ -697,11 +707,16 @@ def _env(env: Sequence[model.EnvVar], path: str) -> list[FieldError]:
     return errs
 
 
+# clusterip runs a container's `command` on the node and accepts (and ignores) its image, so a
+# container needs one of the two, where Kubernetes requires the image.
+_NOTHING_TO_RUN = "a container needs a command to run (or an image)"
+
+
 def _container(c: model.Container, path: str, *, init: bool,
                port_names: set[str]) -> list[FieldError]:
     errs: list[FieldError] = []
-    if not c.image:
-        errs.append(required(f"{path}.image"))
+    if not c.image and not c.command:
+        errs.append(required(f"{path}.image", _NOTHING_TO_RUN))
     elif c.image != c.image.strip():
         errs.append(invalid(f"{path}.image", c.image,
                             "must not have leading or trailing whitespace"))
@@ -1144,7 +1159,7 @@ def validate(obj: model.KubeObject, old: model.KubeObject | None = None, *,
         raise TypeError(f"no validation rules for {type(obj).__name__}")
     if old is not None and type(old) is not type(obj):
         raise TypeError(f"cannot update a {type(old).__name__} to a {type(obj).__name__}")
-    ctx = _Context(old, tuple(service_cidrs))
+    ctx = _Context(tuple(service_cidrs))
     errs = _metadata(obj.metadata, rules.name, _NAMESPACED[type(obj)], creating=old is None)
     errs += rules.check(obj, ctx)
     if old is not None:

@@ -3,10 +3,10 @@
 `Registry` is what the API server calls for each request and what controllers write through, so
 an object written by a controller is checked exactly like one a user applies. For each verb:
 
-    create  ─ namespace exists? ─ generateName ─ reset status ─ defaults ─ validate ─ allocate IP ─ store
-    update  ─ read old ─ carry server-set fields ─ keep old status ─ defaults ─ validate(new, old) ─ store
-    status  ─ read old ─ take only the new status ─ validate ─ store
-    delete  ─ finalizers? mark terminating : store delete ─ release IP (Services) / contents (Namespaces)
+    create  namespace exists? → generateName → reset status → defaults → validate → allocate → store
+    update  read old → carry server-set fields → keep old status → defaults → validate → store
+    status  read old → take only the new status → validate → store
+    delete  finalizers? mark terminating : store delete → release IP / delete namespace contents
 
 What differs between kinds is in the tables below (`_CREATE_STATUS`, `_HAS_STATUS`,
 `_PROTECTED_NAMESPACES`) and in the pure `core.defaults` and `core.validation` tables.
@@ -367,10 +367,14 @@ class Registry:
         await self._ensure(_kube_dns_service())
 
     async def _ensure(self, obj: m.KubeObject) -> None:
+        """Create unless it exists; reading first keeps a restart from writing anything."""
         try:
-            await self.create(obj)
-        except AlreadyExists:
-            pass
+            await self.objects.get(type(obj), obj.metadata.namespace, obj.metadata.name)
+        except NotFound:
+            try:
+                await self.create(obj)
+            except AlreadyExists:
+                pass
 
 
 def _unchanged(obj: T, old: T) -> bool:

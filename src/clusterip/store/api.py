@@ -5,14 +5,14 @@ update, delete) gets the next value of one store-wide revision counter, exactly 
 revision, and that revision is the object's `resourceVersion`. The operations map one-to-one onto
 etcd v3 so that the etcd backend is a thin translation:
 
-| operation                              | etcd v3                                                  |
-|----------------------------------------|----------------------------------------------------------|
-| `create(key, value)`                   | txn: if create_revision(key) == 0 then put              |
-| `update(key, value, expected_revision)`| txn: if mod_revision(key) == expected then put          |
-| `delete(key, expected_revision)`       | txn: if mod_revision(key) == expected then delete (prev) |
-| `get(key)`, `list(prefix)`             | range (list returns the header revision)                |
-| `watch(prefix, since_revision)`        | watch prefix from since_revision + 1 (compacted: 410)   |
-| `compact(revision)`                    | compact                                                  |
+| operation                        | etcd v3                                             |
+|----------------------------------|-----------------------------------------------------|
+| `create(key, value)`             | txn: if create_revision(key) == 0 then put          |
+| `update(key, value, expected)`   | txn: if mod_revision(key) == expected then put      |
+| `delete(key, expected)`          | txn: if mod_revision(key) == expected then delete   |
+| `get(key)`, `list(prefix)`       | range (list returns the header revision)            |
+| `watch(prefix, since_revision)`  | watch prefix from since_revision + 1 (compacted: 410) |
+| `compact(revision)`              | compact                                             |
 
 A watch yields every change with a revision greater than `since_revision`, in revision order,
 exactly once; a DELETE event carries the value the key had before. Asking for history older than

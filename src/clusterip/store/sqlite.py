@@ -15,7 +15,7 @@ new value (`prev_revision` = the mod_revision it replaced, 0 for a create); a DE
 value the key had before (with that value's create and mod revision), which is what a DELETE
 event must carry. `current` is the index of the present: key -> the log row holding its value, so
 `get` is one primary-key lookup plus one rowid lookup and `list(prefix)` a key-range scan joined
-to the log (100k keys in a fraction of a second). Values live only in `log`.
+to the log (100k keys well under a second). Values live only in `log`.
 
 Revisions. The counter lives in `meta`, not in ``MAX(log.revision)``, because compaction may
 delete the newest row (a DELETE tombstone) and a revision must never be handed out twice. Every
@@ -46,12 +46,16 @@ Watch. A watcher queries ``log WHERE revision > position`` (and its key range) i
 together with the store revision and the compacted revision: below the compacted revision it
 raises `Expired` ("too old resource version: N (M)"); otherwise it yields the rows in revision
 order and moves its position to the snapshot's revision, which the ordering argument above makes
-safe. Then it waits on a `Wakeup` that the writer notifies after every commit (in-process watchers
-see a write within about a millisecond), or at most `poll_interval` seconds, so that writes made
-by another process on the same file are seen too. The wakeup is taken before the query, so a
-commit that lands during the query is never slept through.
+safe. Then it waits for the store's commit event, which is set (and replaced by a fresh one) on
+the loop after every commit, so in-process watchers see a write within about a millisecond; or
+at most `poll_interval` seconds, so that writes by another process on the same file are seen too.
+The watcher takes the event before its query, so a commit that lands during the query is never
+slept through. Each watcher runs its own (small,
+primary-key range) query per commit; should hundreds of watchers ever share one process, one
+reader tailing the log and fanning out by prefix (kine's broadcaster) would replace them.
 
-Compaction. `compact(rev)` is a write like the others: it deletes every log row at or below `rev`
+Compaction. `compact(rev)` is a write like the others (`rev` is capped at the current revision,
+as in the memory store): it deletes every log row at or below `rev`
 that is not some key's current value (superseded values and delete tombstones) and records `rev`
 as the compacted revision in `meta`, which outlives restarts. Watches from below it raise
 `Expired`; current values keep their rows, so `get`/`list` are unaffected.
@@ -188,7 +192,7 @@ def _init_schema(conn: sqlite3.Connection) -> None:
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, _SCHEMA_VERSION):
-            raise Unavailable(f"sqlite: unsupported schema version {version}")
+            raise Unavailable(f"sqlite: unsupported schema version {version} (expected 1)")
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
@@ -204,6 +208,15 @@ def _meta(conn: sqlite3.Connection, name: str) -> int:
     return value
 
 
+def _current(conn: sqlite3.Connection, key: str) -> KeyValue | None:
+    row = conn.execute(
+        "SELECT l.value, c.create_revision, c.mod_revision FROM current c"
+        " JOIN log l ON l.revision = c.mod_revision WHERE c.key = ?",
+        (key,),
+    ).fetchone()
+    return None if row is None else KeyValue(key, *row)
+
+
 # --- the write side: operations run by the writer thread inside a transaction -----------------
 
 
@@ -213,14 +226,6 @@ class _Txn:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.start = self.revision = _meta(conn, "revision")
-
-    def current(self, key: str) -> KeyValue | None:
-        row = self.conn.execute(
-            "SELECT c.create_revision, c.mod_revision, l.value FROM current c"
-            " JOIN log l ON l.revision = c.mod_revision WHERE c.key = ?",
-            (key,),
-        ).fetchone()
-        return None if row is None else KeyValue(key, row[2], row[0], row[1])
 
     def append(self, key: str, deleted: bool, kv_create: int, prev: int, value: bytes) -> int:
         self.revision += 1
@@ -238,7 +243,7 @@ class _Txn:
 
 def _existing(txn: _Txn, key: str, expected_revision: int | None) -> KeyValue:
     """The key's current value, checked against `expected_revision` (the precondition)."""
-    old = txn.current(key)
+    old = _current(txn.conn, key)
     if old is None:
         raise NotFound(key)
     if expected_revision is not None and old.mod_revision != expected_revision:
@@ -250,7 +255,7 @@ def _do_create(txn: _Txn, key: str, value: bytes) -> int:
     exists = txn.conn.execute("SELECT 1 FROM current WHERE key = ?", (key,)).fetchone()
     if exists is not None:
         raise AlreadyExists(key)
-    revision = txn.append(key, False, txn.revision + 1, 0, value)
+    revision = txn.append(key, False, txn.revision + 1, 0, value)  # created at its own revision
     txn.conn.execute(
         "INSERT INTO current (key, create_revision, mod_revision) VALUES (?, ?, ?)",
         (key, revision, revision),
@@ -316,9 +321,9 @@ class _Writer:
     def run(self) -> None:
         try:
             while True:
-                batch = self._take()
+                batch = self._take(_MAX_BATCH, block=True)
                 if self.stopping.is_set():
-                    pass
+                    self._call_soon(self._resolve, batch + self._take(None, block=False), None)
                     return
                 if batch:
                     self._call_soon(self._resolve, batch, self._commit(batch))
@@ -326,10 +331,10 @@ class _Writer:
             self.conn.close()
             self._call_soon(self._finished)
 
-    def _take(self, *, block: bool = True) -> list[_Op[Any]]:
-        """Wait for one item (if `block`), then take whatever else is queued, up to a batch."""
+    def _take(self, limit: int | None, *, block: bool) -> list[_Op[Any]]:
+        """Take queued operations, up to `limit`; with `block`, wait for the first one."""
         items = [self.inbox.get()] if block else []
-        while len(items) < _MAX_BATCH or not block:
+        while limit is None or len(items) < limit:
             try:
                 items.append(self.inbox.get_nowait())
             except queue.Empty:
@@ -350,8 +355,11 @@ class _Writer:
                     if self.conn.in_transaction:
                         self.conn.execute("ROLLBACK")
                     raise
-        except Exception as exc:  # the batch failed as a whole: every caller gets the error
+        except Unavailable as exc:  # the batch failed as a whole: every caller gets the error
             log.warning("sqlite write batch failed ops=%d error=%s", len(batch), exc)
+            return [Unavailable(str(exc)) for _ in batch]
+        except Exception as exc:  # a bug in an operation: it surfaces to the callers as it is
+            log.exception("sqlite write batch failed ops=%d", len(batch))
             return [exc] * len(batch)
         return results
 
@@ -398,14 +406,10 @@ def _in_snapshot(conn: sqlite3.Connection, read: Callable[[sqlite3.Connection], 
 
 
 def _read_get(conn: sqlite3.Connection, key: str) -> KeyValue:
-    row = conn.execute(
-        "SELECT c.create_revision, c.mod_revision, l.value FROM current c"
-        " JOIN log l ON l.revision = c.mod_revision WHERE c.key = ?",
-        (key,),
-    ).fetchone()
-    if row is None:
+    kv = _current(conn, key)
+    if kv is None:
         raise NotFound(key)
-    return KeyValue(key, row[2], row[0], row[1])
+    return kv
 
 
 def _read_list(conn: sqlite3.Connection, prefix: str) -> tuple[list[KeyValue], int]:

@@ -1,9 +1,10 @@
 """A real `clusterip apiserver` process, driven from tests and benchmarks.
 
-`ServerProcess.start()` runs `clusterip apiserver --data-dir <tmp> --listen 127.0.0.1:0`, reads the bound
-address from its "API ready" line, and `stop()` ends it by its PID (the owner calls it in a finally). `restart()`
-stops it (SIGTERM, or SIGKILL with `kill=True`) and starts it again on the same data directory.
-`cli(...)` runs `python -m clusterip --server <url> ...` and returns the CompletedProcess.
+`ServerProcess.start()` runs `clusterip apiserver --data-dir <tmp> --listen 127.0.0.1:0`, reads
+the bound address from its "API ready" line, and `stop()` ends it by its PID (the owner calls it
+in a finally). `restart()` stops it (SIGTERM, or SIGKILL with `kill=True`) and starts it again
+on the same data directory. `cli(...)` runs `python -m clusterip --server <url> ...` and
+returns the CompletedProcess.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
