@@ -144,7 +144,7 @@ def _read_manifests(filename: str) -> list[dict[str, Any]]:
 
 
 def _target(doc: dict[str, Any], namespace: str | None) -> tuple[kinds.KindInfo, str, str]:
-    info = kinds.by_api_kind(str(doc.get("apiVersion", "")), str(doc.get("kind", "")))
+    info = codec.kind_of(doc)
     meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
     name = str(meta.get("name", "")) if meta else ""
     ns = (str(meta.get("namespace") or "") if meta else "") or namespace or "default"
@@ -160,17 +160,19 @@ def _apply_one(client: RestClient, doc: dict[str, Any], namespace: str | None,
         desired["metadata"]["namespace"] = ns
     annotation = json.dumps(desired, sort_keys=True, separators=(",", ":"))
     query = {"fieldValidation": "Strict" if strict else "Warn"}
-    label = f"{info.singular}/{name}"
     try:
-        live, _ = client.request("GET", client.path(info, ns, name))
+        live, _ = client.request("GET", client.path(info, ns, name)) if name else ({}, [])
     except ApiError as exc:
-        if exc.code != 404 or not name:
+        if exc.code != 404:
             raise
+        live = {}
+    if not live:  # absent (or unnamed: the server names it from generateName, or refuses it)
         body = json.loads(annotation)
         body["metadata"].setdefault("annotations", {})[LAST_APPLIED] = annotation + "\n"
-        _, warnings = client.request("POST", client.path(info, ns), body, query=query)
+        created, warnings = client.request("POST", client.path(info, ns), body, query=query)
         _warn(warnings)
-        return f"{label} created"
+        return f"{info.singular}/{created['metadata']['name']} created"
+    label = f"{info.singular}/{name}"
     annotations = (live.get("metadata") or {}).get("annotations") or {}
     try:
         last = json.loads(annotations.get(LAST_APPLIED, "{}"))

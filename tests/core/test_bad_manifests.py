@@ -16,54 +16,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from clusterip.core import codec, defaults, validation
 from clusterip.core.errors import BadInput
+from clusterip.testing.corpus import BadManifest, load_corpus
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "bad_manifests"
 SERVICE_CIDRS = [ipaddress.ip_network("10.96.0.0/12")]
 MIN_FILES = 45
-
-_HEADER = re.compile(r"^# fault: (?P<fault>.+)\n# expect: (?P<expect>.+)\n# value: (?P<value>.+)\n")
 _NAME = re.compile(r"^\d{2}-[a-z0-9]+(-[a-z0-9]+)*\.yaml$")
-
-
-@dataclass(frozen=True)
-class BadManifest:
-    """One corpus file: its text and what its single fault must produce."""
-
-    path: Path
-    fault: str
-    expect: str
-    value: str | None  # None when the header says "-"
-    text: str
-
-    @property
-    def id(self) -> str:
-        return self.path.stem
-
-
-def load_corpus(directory: Path = CORPUS) -> list[BadManifest]:
-    """Every corpus file, in name order, with its header parsed.
-
-    Raises:
-        ValueError: a file does not start with the three header lines.
-    """
-    out = []
-    for path in sorted(directory.glob("*.yaml")):
-        text = path.read_text()
-        header = _HEADER.match(text)
-        if header is None:
-            raise ValueError(f"{path.name}: missing '# fault:/# expect:/# value:' header")
-        value = header["value"].strip()
-        out.append(BadManifest(path, header["fault"].strip(), header["expect"].strip(),
-                               None if value == "-" else value, text))
-    return out
-
 
 def pipeline_messages(text: str) -> list[str]:
     """What the write pipeline says about `text`: one BadInput message, or every FieldError."""
@@ -77,7 +41,7 @@ def pipeline_messages(text: str) -> list[str]:
         return [str(exc)]
 
 
-CASES = load_corpus()
+CASES = load_corpus(CORPUS)
 
 
 def test_corpus_is_large_enough_and_every_fault_is_distinct() -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "decode",
     "decode_stored",
     "encode",
+    "kind_of",
     "parse_documents",
     "to_dict",
     "unknown_fields",
@@ -93,13 +94,8 @@ def decode(data: dict[str, Any], *, strict: bool = False) -> Decoded:
         UnknownKind: apiVersion/kind is not served.
         DecodeError: a field has the wrong type, or (strict) unknown fields are present.
     """
-    api_version = data.get("apiVersion")
-    kind = data.get("kind")
-    if not isinstance(api_version, str) or not api_version:
-        raise DecodeError("Object 'apiVersion' is missing", field="apiVersion")
-    if not isinstance(kind, str) or not kind:
-        raise DecodeError("Object 'Kind' is missing", field="kind")
-    info = by_api_kind(api_version, kind)
+    info = kind_of(data)
+    api_version, kind = info.api_version, info.kind
     obj = convert(data, info.type)
     unknown = unknown_fields(data, info.type)
     if unknown and strict:
@@ -109,6 +105,21 @@ def decode(data: dict[str, Any], *, strict: bool = False) -> Decoded:
             f"strict decoding error: {listed}"
         )
     return Decoded(obj, info, tuple(f'unknown field "{u}"' for u in unknown))
+
+
+def kind_of(data: dict[str, Any]) -> KindInfo:
+    """The kinds-table row a manifest's `apiVersion` and `kind` name.
+
+    Raises:
+        DecodeError: either is missing; UnknownKind: the pair is not served.
+    """
+    api_version = data.get("apiVersion")
+    kind = data.get("kind")
+    if not isinstance(api_version, str) or not api_version:
+        raise DecodeError("Object 'apiVersion' is missing", field="apiVersion")
+    if not isinstance(kind, str) or not kind:
+        raise DecodeError("Object 'Kind' is missing", field="kind")
+    return by_api_kind(api_version, kind)
 
 
 _PATH_IN_MESSAGE = re.compile(r" - at `\$(?P<path>[^`]*)`$")

@@ -151,8 +151,6 @@ class Registry:
         info = for_type(type(obj))
         self._check_writable(type(obj))
         meta = obj.metadata
-        if info.namespaced:
-            await self._check_namespace(meta.namespace)
         if not meta.name and meta.generate_name:
             meta = msgspec.structs.replace(meta, name=meta.generate_name + self._suffix())
         meta = msgspec.structs.replace(meta, deletion_timestamp=None, resource_version="")
@@ -163,6 +161,8 @@ class Registry:
         errors = validation.validate(obj, None, service_cidrs=self._service_cidrs)
         if errors:
             raise Invalid(info.kind, meta.name, errors)
+        if info.namespaced:
+            await self._check_namespace(meta.namespace)
         if dry_run:
             return obj
         if isinstance(obj, m.Service):
