@@ -556,8 +556,10 @@ class SqliteStore:
         self._check_open()
         try:
             return await self._loop.run_in_executor(self._readers.executor, self._readers.run, read)
-        except RuntimeError as exc:  # the pool was shut down by close()
-            raise Unavailable("store is closed") from exc
+        except RuntimeError as exc:
+            if not self._closed:
+                raise
+            raise Unavailable("store is closed") from exc  # close() shut the pool down
 
     async def get(self, key: str) -> KeyValue:
         return await self._read(partial(_read_get, key=key))
