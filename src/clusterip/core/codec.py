@@ -172,8 +172,14 @@ def _value_at(data: Any, path: str) -> Any:
 def unknown_fields(data: Any, type_: type[Any]) -> list[str]:
     """Paths of every key in `data` that the Struct `type_` does not declare, at any depth."""
     found: list[str] = []
-    _walk(data, msgspec.inspect.type_info(type_), "", found)
+    _walk(data, _type_info(type_), "", found)
     return found
+
+
+@functools.cache
+def _type_info(type_: type[Any]) -> msgspec.inspect.Type:
+    """msgspec's schema of a model class; built once (it evaluates every annotation)."""
+    return msgspec.inspect.type_info(type_)
 
 
 def _walk(data: Any, info: msgspec.inspect.Type, path: str, found: list[str]) -> None:
@@ -200,7 +206,7 @@ def _walk(data: Any, info: msgspec.inspect.Type, path: str, found: list[str]) ->
 
 @functools.cache
 def _fields_of(cls: type[Any]) -> dict[str, msgspec.inspect.Type]:
-    info = msgspec.inspect.type_info(cls)
+    info = _type_info(cls)
     assert isinstance(info, msgspec.inspect.StructType)
     return {f.encode_name: f.type for f in info.fields}
 

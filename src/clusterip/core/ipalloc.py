@@ -42,7 +42,8 @@ reasons are the Kubernetes event reasons, with their messages, in `_FINDINGS`.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection, Iterator, Mapping, Sequence
+import itertools
+from collections.abc import Collection, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -231,26 +232,33 @@ class ServiceRange:
         """First and last address of the upper band (the whole range when not split)."""
         return self.address(self.offset), self.address(self.size - 1)
 
-    def candidate_indexes(self, rng: Rng) -> Iterator[int]:
-        """Every usable index once: upper band from a random start with wraparound, then the
-        lower band the same way. Draws from `rng` lazily (one draw per band reached)."""
+    def _scans(self, rng: Rng) -> Iterator[range]:
         # `offset < size` always holds (a split range has at least 32 addresses), so the upper
-        # band is never empty.
+        # band is never empty. The lower band's start is drawn only if the scan gets there.
         start = self.offset + rng.randrange(self.size - self.offset)
-        yield from range(start, self.size)
-        yield from range(self.offset, start)
+        yield range(start, self.size)
+        yield range(self.offset, start)
         if self.offset:
             start = rng.randrange(self.offset)
-            yield from range(start, self.offset)
-            yield from range(0, start)
+            yield range(start, self.offset)
+            yield range(0, start)
+
+    def candidate_indexes(self, rng: Rng, *, skip: Container[int] = frozenset()) -> Iterator[int]:
+        """Every usable index once, upper band first, leaving out those in `skip`.
+
+        Each band is scanned upwards with wraparound from a random start. `skip` is consulted as
+        the scan goes (a caller may add to a set it passed, mid-scan); the filtering runs in C
+        (`itertools.filterfalse`), so skipping a long run of taken indexes is cheap.
+        """
+        return itertools.filterfalse(
+            skip.__contains__, itertools.chain.from_iterable(self._scans(rng))
+        )
 
     def candidates(self, rng: Rng, *, skip: Collection[IPAddr] = ()) -> Iterator[IPAddr]:
         """The addresses of `candidate_indexes`, leaving out those in `skip`."""
         skipped = {i for i in (self.index_of(ip) for ip in skip) if i is not None}
         make, first = self._make, self.first
-        for index in self.candidate_indexes(rng):
-            if index not in skipped:
-                yield make(first + index)
+        return (make(first + i) for i in self.candidate_indexes(rng, skip=skipped))
 
 
 def locate(ip: IPAddr, ranges: Sequence[ServiceRange]) -> ServiceRange | None:
