@@ -104,6 +104,10 @@ async def test_orphan_is_deleted_only_after_the_grace(
     assert report.deleted == () and report.recheck_after == pytest.approx(1.0)
     assert ip in await stored(objects)
 
+    assert str(report) == (
+        "created=0 reparented=0 deleted=0 skipped=0 pending=1 findings=0 recheck_after=1s"
+    )
+
     clock.advance(1)
     report = await repair(objects, RANGES, clock=clock, orphan_grace_seconds=60)
     assert report.deleted == (ip,) and report.pending == ()

@@ -217,6 +217,19 @@ def test_candidates_skip() -> None:
     assert ip("10.96.0.3") not in order and ip("10.96.0.9") not in order
 
 
+def test_candidate_indexes_consult_a_live_skip_set() -> None:
+    """Indexes added to `skip` during the scan are left out from then on."""
+    r = ServiceRange.parse("10.96.0.0/26")
+    taken: set[int] = set()
+    seen: list[int] = []
+    for index in r.candidate_indexes(random.Random(9), skip=taken):
+        assert index not in taken
+        seen.append(index)
+        taken.add(index + 1)  # mark the next address taken while the scan is on
+    assert len(seen) == len(set(seen)) < r.size
+    assert all(b != a + 1 for a, b in itertools.pairwise(seen))
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     seed=st.integers(min_value=0, max_value=2**32),

@@ -222,6 +222,28 @@ async def test_release_frees_the_ip_for_reuse(objects: ObjectStore) -> None:
     await alloc.release(make_service("never-allocated"))
 
 
+async def test_one_allocator_filling_a_range_alone_never_reprobes(objects: ObjectStore) -> None:
+    r = ServiceRange.parse("10.96.0.0/24")  # 254 usable
+    counted = Interleaved(objects)
+    alloc = allocator(counted, r)
+    for s in services(r.size):
+        await alloc.allocate(s)
+    # it remembers what it took, so every pick is one create, even the last ones
+    assert counted.calls["create"] == r.size and counted.calls["list"] == 0
+    with pytest.raises(RangeFull):
+        await alloc.allocate(make_service("late"))
+    assert counted.calls["create"] == r.size  # nothing left to probe...
+    assert counted.calls["list"] == 1  # ...and "full" was checked against the store
+
+
+async def test_a_release_by_another_allocator_is_seen(objects: ObjectStore) -> None:
+    first, second = allocator(objects, SMALL, seed=1), allocator(objects, SMALL, seed=2)
+    out = [await first.allocate(s) for s in services(14)]
+    await second.release(out[9])  # the first allocator's hints still say "taken"
+    again = await first.allocate(make_service("newcomer"))
+    assert again.spec.cluster_ip == out[9].spec.cluster_ip
+
+
 async def test_release_leaves_an_ip_recorded_for_someone_else(objects: ObjectStore) -> None:
     alloc = allocator(objects)
     await alloc.allocate(make_service("a", cluster_ip="10.96.0.50"))

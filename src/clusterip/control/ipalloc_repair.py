@@ -66,6 +66,17 @@ class RepairReport:
     def recheck_after(self) -> float | None:
         return self.plan.recheck_after
 
+    def __str__(self) -> str:
+        """One log line: counts, not the objects (a listing can be large)."""
+        text = (
+            f"created={len(self.created)} reparented={len(self.reparented)} "
+            f"deleted={len(self.deleted)} skipped={len(self.skipped)} "
+            f"pending={len(self.pending)} findings={len(self.findings)}"
+        )
+        if self.recheck_after is not None:
+            text += f" recheck_after={self.recheck_after:.0f}s"
+        return text
+
 
 async def repair(
     objects: Client,
@@ -126,12 +137,5 @@ async def repair(
         skipped=tuple(skipped),
     )
     if plan.changes or plan.pending:
-        log.info(
-            "created=%d reparented=%d deleted=%d skipped=%d pending=%d msg='ClusterIP repair pass'",
-            len(created),
-            len(reparented),
-            len(deleted),
-            len(skipped),
-            len(plan.pending),
-        )
+        log.info("%s msg='ClusterIP repair pass'", report)
     return report

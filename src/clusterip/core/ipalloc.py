@@ -21,9 +21,10 @@ and smaller) is not split (`offset == 0`), as in kube-apiserver's `calculateRang
 `ServiceRange.candidates(rng)` is the order in which a dynamic pick tries addresses: a random
 start inside the upper band, a scan upwards with wraparound over the upper band, then the same
 over the lower band from a random start of its own (kube-apiserver's `allocateNextService`). It
-is a generator over `range` objects, so a /12 or an IPv6 /64 is never materialised; every usable
-address comes out exactly once. Randomness is injected: anything with `randrange(n)` will do,
-normally a `random.Random` owned by the shell.
+is lazy (chained `range` objects), so a /12 or an IPv6 /64 is never materialised; every usable
+address comes out exactly once. `candidate_indexes(rng, skip=...)` is the same order as indexes,
+leaving out a (live) set of indexes known to be taken. Randomness is injected: anything with
+`randrange(n)` will do, normally a `random.Random` owned by the shell.
 
 The allocator itself (`registry.ipalloc`) is a loop around this module: `plan_allocation` decides
 what a new Service needs (which families, a requested or well-known address, or nothing at all),

@@ -2,10 +2,10 @@
 
 Theory of operation
 -------------------
-There is no bitmap and no allocator state in memory. An address is allocated when its IPAddress
-object (named by the canonical IP, `spec.parentRef` naming the Service) is created, and the store's
-create-if-absent is the only lock (KEP-1880): two allocators (two API servers on one etcd) that
-race for one address both call `create`, one wins, and the other gets `AlreadyExists`.
+There is no bitmap: the truth is the set of IPAddress objects. An address is allocated when its
+IPAddress object (named by the canonical IP, `spec.parentRef` naming the Service) is created, and
+the store's create-if-absent is the only lock (KEP-1880): two allocators (two API servers on one
+etcd) that race for one address both call `create`, one wins, and the other gets `AlreadyExists`.
 
 `allocate(service)` asks the pure core (`core.ipalloc.plan_allocation`) what the Service needs,
 then for each address:
@@ -14,14 +14,17 @@ then for each address:
   user's error, `Invalid` with `spec.clusterIPs[0]: ... provided IP is already allocated`;
 - a well-known Service (`kubernetes`, `kube-dns`) asking for none: its reserved address if free,
   else a dynamic pick;
-- a dynamic pick: walk `ServiceRange.candidates(rng)` (random start in the upper band, scan with
-  wraparound, then the lower band) calling `create` on each until one succeeds. In a sparse range
-  the first probe almost always wins, so a pick costs O(1) store operations and never lists the
-  IPAddresses. After `max_probes` collisions in a row the range is crowded: list the IPAddresses
-  once and walk the candidates again skipping the taken ones (a create can still collide with a
-  concurrent allocator; it just moves on). Only when every candidate has been refused is the range
-  full, so `RangeFull` is exact, not a guess. With several ranges of one family (several
-  ServiceCIDRs) they are tried in order.
+- a dynamic pick: walk `ServiceRange.candidate_indexes(rng)` (random start in the upper band,
+  scan with wraparound, then the lower band) calling `create` on each until one succeeds. In a
+  sparse range the first probe almost always wins, so a pick costs one store write and never
+  lists the IPAddresses. The walk skips addresses this allocator already knows are taken (its
+  own creates and collisions: hints, like kube-apiserver's informer cache, never trusted for a
+  "full" verdict), so one allocator filling a range alone does not re-probe its own addresses.
+  After `max_probes` collisions in a row, or when the walk runs out, the hints are replaced by
+  one listing of the IPAddresses and the walk runs once more (a create can still collide with a
+  concurrent allocator; it just moves on). Only when that walk runs out too is the range full:
+  `RangeFull` is exact, not a guess, and costs one listing. With several ranges of one family
+  (several ServiceCIDRs) they are tried in order.
 
 If a later address of a dual-stack Service fails, the ones already created are deleted again.
 An allocation interrupted between the IPAddress create and the Service write leaves an IPAddress
@@ -97,6 +100,10 @@ class ClusterIPAllocator:
         self._ranges = tuple(ranges)
         self._rng = rng
         self._max_probes = max(1, max_probes)
+        # Per range, indexes known to be taken: hints, never the truth. They are learnt from our
+        # own creates and collisions and replaced by each listing, and only ever make a scan skip
+        # a probe; before reporting a range full the allocator always lists the store.
+        self._taken: dict[ServiceRange, set[int]] = {}
 
     @property
     def ranges(self) -> tuple[ServiceRange, ...]:
@@ -189,34 +196,55 @@ class ClusterIPAllocator:
 
     async def _pick(self, service_range: ServiceRange, parent: ParentReference) -> IPAddr | None:
         """A free address of the range, created for `parent`; None when the range is full."""
+        taken = self._taken.setdefault(service_range, set())
         misses = 0
-        for ip in service_range.candidates(self._rng):
+        for index in service_range.candidate_indexes(self._rng, skip=taken):
+            ip = service_range.address(index)
             if await self._try_create(ip, parent):
                 return ip
             misses += 1
             if misses >= self._max_probes:
                 break
-        else:
-            return None  # every usable address was refused: full
+        # Crowded (many collisions in a row), or every candidate is known or found taken. The
+        # hints may be stale (another allocator released addresses since we learned of them),
+        # so look at the store before concluding anything, then scan once more.
         stored, _ = await self._objects.list(IPAddress)
-        taken = [ip for ip in map(parse_ip, (a.metadata.name for a in stored)) if ip is not None]
+        taken.clear()
+        for obj in stored:
+            address = parse_ip(obj.metadata.name)
+            at = service_range.index_of(address) if address is not None else None
+            if at is not None:
+                taken.add(at)
         log.debug(
             "cidr=%s collisions=%d taken=%d msg='crowded range: scanning for a free address'",
             service_range,
             misses,
             len(taken),
         )
-        for ip in service_range.candidates(self._rng, skip=taken):
+        for index in service_range.candidate_indexes(self._rng, skip=taken):
+            ip = service_range.address(index)
             if await self._try_create(ip, parent):
                 return ip
-        return None
+        return None  # every address was taken at the listing or refused since: full
 
     async def _try_create(self, ip: IPAddr, parent: ParentReference) -> bool:
+        """Create the IPAddress; whether we got it. Either way the address is now taken."""
         try:
             await self._objects.create(ip_address_object(ip, parent))
         except AlreadyExists:
+            self._hint(ip, taken=True)
             return False
+        self._hint(ip, taken=True)
         return True
+
+    def _hint(self, ip: IPAddr, *, taken: bool) -> None:
+        for service_range, indexes in self._taken.items():
+            index = service_range.index_of(ip)
+            if index is not None:
+                if taken:
+                    indexes.add(index)
+                else:
+                    indexes.discard(index)
 
     async def _release_one(self, ip: IPAddr, parent: ParentReference) -> None:
         for _ in range(_RELEASE_ATTEMPTS):
@@ -234,6 +262,7 @@ class ClusterIPAllocator:
                 return
             except Conflict:
                 continue  # changed since the read: look again
+            self._hint(ip, taken=False)
             return
         log.warning("ip=%s msg='IPAddress kept changing; left for the repair pass'", ip)
 
