@@ -37,7 +37,7 @@ import msgspec
 
 from clusterip.clock import Clock
 from clusterip.control.endpoints import StaleCache, random_suffix
-from clusterip.control.informer import Expectations, Informer, split_key
+from clusterip.control.informer import Expectations, Informer, InformerFactory, split_key
 from clusterip.control.workqueue import WorkQueue, run_worker
 from clusterip.core import model as m
 from clusterip.core.deployments import DeploymentPlan, controller_ref, plan_deployment
@@ -68,6 +68,8 @@ class DeploymentController:
         clock: wall time for the status conditions' transition times.
         new_suffix: the random part of new pod names (tests pass a deterministic one).
         workers: how many syncs may run at once (each on a different deployment).
+        informers: shared informers (their owner runs them); None: the controller makes and
+            runs its own.
     """
 
     def __init__(
@@ -77,13 +79,17 @@ class DeploymentController:
         clock: Clock,
         new_suffix: Callable[[], str] = random_suffix,
         workers: int = 2,
+        informers: InformerFactory | None = None,
     ) -> None:
         self._client = client
+        self._own_informers = informers is None
+        self.informers = informers or InformerFactory(client)
         self._clock = clock
         self._new_suffix = new_suffix
         self._workers = workers
-        self.deployments: Informer[m.Deployment] = Informer(client, m.Deployment)
-        self.pods: Informer[m.Pod] = Informer(client, m.Pod, indexers={"owner": _owner_index})
+        self.deployments: Informer[m.Deployment] = self.informers.informer(m.Deployment)
+        self.pods: Informer[m.Pod] = self.informers.informer(m.Pod)
+        self.pods.add_indexer("owner", _owner_index)
         self.deployments.add_handler(self._on_deployment)
         self.pods.add_handler(self._on_pod)
         self.queue = WorkQueue("deployments")
@@ -96,8 +102,8 @@ class DeploymentController:
         """Run the informers, then (once they have synced) the workers. Never returns."""
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.deployments.run())
-                tg.create_task(self.pods.run())
+                if self._own_informers:
+                    tg.create_task(self.informers.run())
                 await self.deployments.has_synced.wait()
                 await self.pods.has_synced.wait()
                 log.info(

@@ -53,7 +53,13 @@ from typing import Any
 import msgspec
 
 from clusterip.clock import Clock
-from clusterip.control.informer import Expectations, Informer, key_of, split_key
+from clusterip.control.informer import (
+    Expectations,
+    Informer,
+    InformerFactory,
+    key_of,
+    split_key,
+)
 from clusterip.control.workqueue import WorkQueue, run_worker
 from clusterip.core import model as m
 from clusterip.core.endpoints import (
@@ -146,6 +152,8 @@ class EndpointsController:
         new_suffix: the random part of new slice names (tests pass a deterministic one).
         max_per_slice: the most endpoints one slice holds.
         workers: how many syncs may run at once (each on a different service).
+        informers: shared informers (their owner runs them); None: the controller makes and
+            runs its own.
     """
 
     def __init__(
@@ -156,21 +164,21 @@ class EndpointsController:
         new_suffix: Callable[[], str] = random_suffix,
         max_per_slice: int = MAX_ENDPOINTS_PER_SLICE,
         workers: int = 4,
+        informers: InformerFactory | None = None,
     ) -> None:
         self._client = client
+        self._own_informers = informers is None
+        self.informers = informers or InformerFactory(client)
         self._clock = clock
         self._new_suffix = new_suffix
         self.max_per_slice = max_per_slice
         self._workers = workers
-        self.services: Informer[m.Service] = Informer(
-            client, m.Service, indexers={"selector": _service_selector_index}
-        )
-        self.pods: Informer[m.Pod] = Informer(
-            client, m.Pod, indexers={"label": _pod_label_index}
-        )
-        self.slices: Informer[m.EndpointSlice] = Informer(
-            client, m.EndpointSlice, indexers={"service": _slice_service_index}
-        )
+        self.services: Informer[m.Service] = self.informers.informer(m.Service)
+        self.services.add_indexer("selector", _service_selector_index)
+        self.pods: Informer[m.Pod] = self.informers.informer(m.Pod)
+        self.pods.add_indexer("label", _pod_label_index)
+        self.slices: Informer[m.EndpointSlice] = self.informers.informer(m.EndpointSlice)
+        self.slices.add_indexer("service", _slice_service_index)
         self.services.add_handler(self._on_service)
         self.pods.add_handler(self._on_pod)
         self.slices.add_handler(self._on_slice)
@@ -188,8 +196,8 @@ class EndpointsController:
         """Run the informers, then (once they have synced) the workers. Never returns."""
         try:
             async with asyncio.TaskGroup() as tg:
-                for informer in (self.services, self.pods, self.slices):
-                    tg.create_task(informer.run())
+                if self._own_informers:
+                    tg.create_task(self.informers.run())
                 await self.services.has_synced.wait()
                 await self.pods.has_synced.wait()
                 await self.slices.has_synced.wait()

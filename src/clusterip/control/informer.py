@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Set
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from clusterip.core.errors import Expired
 from clusterip.core.kinds import for_type
@@ -51,6 +51,7 @@ __all__ = [
     "Handler",
     "IndexFunc",
     "Informer",
+    "InformerFactory",
     "by_namespace",
     "key_of",
     "split_key",
@@ -91,6 +92,8 @@ class Informer(Generic[T]):
         type_: the model class, e.g. `model.Pod`.
         namespace: watch only this namespace (None: all).
         indexers: index name → index function.
+        transform: applied to every object before it is cached (to keep only what the
+            controllers read; see `core.projections`).
         min_backoff, max_backoff: the wait after a failed list or watch, doubling from min to max.
     """
 
@@ -101,10 +104,12 @@ class Informer(Generic[T]):
         *,
         namespace: str | None = None,
         indexers: Mapping[str, IndexFunc[T]] | None = None,
+        transform: Callable[[T], T] | None = None,
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
     ) -> None:
         self._client = client
+        self._transform = transform
         self.type = type_
         self.kind = for_type(type_).kind
         self.namespace = namespace
@@ -163,6 +168,17 @@ class Informer(Generic[T]):
                 self._revision_waiters.remove(entry)
         return True
 
+    def add_indexer(self, name: str, func: IndexFunc[T]) -> None:
+        """Add an index (a shared informer gets one from each controller that needs it)."""
+        if name in self._indexers:
+            if self._indexers[name] is not func:
+                raise ValueError(f"index {name!r} of {self.kind} is already defined")
+            return
+        self._indexers[name] = func
+        self._indices[name] = {}
+        for key, obj in self._cache.items():
+            self._put(key, obj)
+
     def add_handler(self, handler: Handler[T]) -> None:
         """Call `handler(key, old, new)` on every change (add: old None; delete: new None)."""
         self._handlers.append(handler)
@@ -198,6 +214,8 @@ class Informer(Generic[T]):
     async def _list(self) -> None:
         objects, revision = await self._client.list(self.type, self.namespace)
         self.lists += 1
+        if self._transform is not None:
+            objects = [self._transform(obj) for obj in objects]
         fresh = {key_of(obj): obj for obj in objects}
         for key in [k for k in self._cache if k not in fresh]:
             gone = self._cache.pop(key)
@@ -225,6 +243,8 @@ class Informer(Generic[T]):
                 if not isinstance(obj, self.type):  # pragma: no cover - a client bug
                     log.error("watch gave kind=%s a %s", self.kind, type(obj).__name__)
                     continue
+                if self._transform is not None:
+                    obj = self._transform(obj)
                 key = key_of(obj)
                 old = self._cache.get(key)
                 if event.type == "DELETED":
@@ -321,3 +341,43 @@ class Expectations:
 
     def __len__(self) -> int:
         return len(self._revisions)
+
+
+class InformerFactory:
+    """One shared informer per kind, as client-go's SharedInformerFactory.
+
+    Controllers ask for `informer(kind)` and add their handlers and indexes to it; the owner of
+    the factory runs them all with `run()`. Every kind is then listed, watched and cached once,
+    however many controllers read it.
+
+    Args:
+        client: where every informer lists and watches.
+        transforms: kind → function applied to each object before caching it.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        transforms: Mapping[type[KubeObject], Callable[[Any], Any]] | None = None,
+    ) -> None:
+        self._client = client
+        self._transforms = dict(transforms or {})
+        self._informers: dict[type[KubeObject], Informer[Any]] = {}
+        self._running = False
+
+    def informer(self, type_: type[T]) -> Informer[T]:
+        informer = self._informers.get(type_)
+        if informer is None:
+            if self._running:
+                raise RuntimeError(f"informer for {type_.__name__} asked for after run()")
+            informer = Informer(self._client, type_, transform=self._transforms.get(type_))
+            self._informers[type_] = informer
+        return informer
+
+    async def run(self) -> None:
+        """Run every informer asked for so far. Never returns."""
+        self._running = True
+        async with asyncio.TaskGroup() as tasks:
+            for informer in self._informers.values():
+                tasks.create_task(informer.run())

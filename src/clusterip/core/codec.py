@@ -169,7 +169,7 @@ def _value_at(data: Any, path: str) -> Any:
     return node
 
 
-def unknown_fields(data: Any, type_: type[Any]) -> list[str]:
+def unknown_fields(data: Any, type_: type[msgspec.Struct]) -> list[str]:
     """Paths of every key in `data` that the Struct `type_` does not declare, at any depth."""
     found: list[str] = []
     _walk(data, _type_info(type_), "", found)
@@ -177,7 +177,7 @@ def unknown_fields(data: Any, type_: type[Any]) -> list[str]:
 
 
 @functools.cache
-def _type_info(type_: type[Any]) -> msgspec.inspect.Type:
+def _type_info(type_: type[msgspec.Struct]) -> msgspec.inspect.Type:
     """msgspec's schema of a model class; built once (it evaluates every annotation)."""
     return msgspec.inspect.type_info(type_)
 
@@ -205,7 +205,7 @@ def _walk(data: Any, info: msgspec.inspect.Type, path: str, found: list[str]) ->
 
 
 @functools.cache
-def _fields_of(cls: type[Any]) -> dict[str, msgspec.inspect.Type]:
+def _fields_of(cls: type[msgspec.Struct]) -> dict[str, msgspec.inspect.Type]:
     info = _type_info(cls)
     assert isinstance(info, msgspec.inspect.StructType)
     return {f.encode_name: f.type for f in info.fields}
