@@ -290,3 +290,14 @@ async def test_health_version_and_discovery(api: Api) -> None:
     groups = await (await api.http.get("/apis")).json()
     assert {"apps", "discovery.k8s.io", "networking.k8s.io"} <= {
         g["name"] for g in groups["groups"]}
+
+
+async def test_unfiltered_list_sends_the_same_objects_as_get(api: Api) -> None:
+    await create(api, SERVICES, service("a"))
+    await create(api, PODS, pod("p1", {"app": "a"}))
+    for path in (SERVICES, PODS, "/api/v1/namespaces"):
+        listed = await (await api.http.get(path)).json()
+        assert listed["items"]
+        for item in listed["items"]:
+            got = await api.http.get(f"{path}/{item['metadata']['name']}")
+            assert await got.json() == item

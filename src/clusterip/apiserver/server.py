@@ -121,14 +121,19 @@ class ApiServer:
         if query.get("watch", "") in _TRUE:
             return await self._watch(request, target)
         match = _filter(target, query)
-        items, revision = await self.registry.list(target.info.type, target.namespace)
-        body = {
+        if match is _everything:
+            encoded, revision = await self.registry.list_encoded(
+                target.info.type, target.namespace)
+        else:
+            items, revision = await self.registry.list(target.info.type, target.namespace)
+            encoded = [msgspec.json.encode(i) for i in items if match(i)]
+        head = msgspec.json.encode({
             "kind": f"{target.info.kind}List",
             "apiVersion": target.info.api_version,
             "metadata": {"resourceVersion": str(revision)},
-            "items": [i for i in items if match(i)],
-        }
-        return _respond(body)
+        })
+        body = b"%s,\"items\":[%s]}" % (head[:-1], b",".join(encoded))
+        return web.Response(body=body, content_type=JSON_TYPE)
 
     async def _create(self, request: web.Request, target: Target) -> web.StreamResponse:
         decoded = await _read_object(request, target)
@@ -329,8 +334,12 @@ def _filter(target: Target, query: Any) -> Callable[[m.KubeObject], bool]:
     fields = selectors.parse_field_selector(query.get("fieldSelector", ""))
     fields.check(target.info.kind)
     if labels.empty and fields.empty:
-        return lambda obj: True
+        return _everything
     return lambda obj: labels.matches(obj.metadata.labels) and fields.matches_object(obj)
+
+
+def _everything(obj: m.KubeObject) -> bool:
+    return True
 
 
 def _event_line(kind: str, obj: Any) -> bytes:

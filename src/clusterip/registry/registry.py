@@ -20,6 +20,7 @@ The Endpoints kind is a view: `get` and `list` derive it from EndpointSlices; wr
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import logging
 import random
@@ -124,6 +125,15 @@ class Registry:
             ]
             return views, revision  # type: ignore[return-value]
         return await self.objects.list(type_, namespace)
+
+    async def list_encoded(
+        self, type_: type[m.KubeObject], namespace: str | None = None
+    ) -> tuple[builtins.list[bytes], int]:
+        """Every object as JSON bytes, for unfiltered lists (no decode for stored kinds)."""
+        if not for_type(type_).stored:
+            items, revision = await self.list(type_, namespace)
+            return [msgspec.json.encode(i) for i in items], revision
+        return await self.objects.list_encoded(type_, namespace)
 
     def watch(
         self, type_: type[T], namespace: str | None, since_revision: int
