@@ -18,6 +18,7 @@ It knows nothing of validation, defaults or allocation: that is `registry.Regist
 from __future__ import annotations
 
 import builtins
+import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -49,8 +50,13 @@ class ObjectEvent:
     revision: int
 
 
+# UIDs must be unique, not secret: a generator seeded once from the OS gives version-4 UUIDs
+# without a getrandom(2) call per object (0.2 ms each on these VMs).
+_UID_SOURCE = random.Random(uuid.uuid4().int)
+
+
 def _new_uid() -> str:
-    return str(uuid.uuid4())
+    return str(uuid.UUID(int=_UID_SOURCE.getrandbits(128), version=4))
 
 
 class ObjectStore:
