@@ -10,11 +10,6 @@ from clusterip.testing.api import TestApi, open_test_api
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def api() -> AsyncIterator[TestApi]:
     async with open_test_api() as test_api:
         yield test_api

@@ -36,26 +36,6 @@ from clusterip.store.memory import MemoryStore
 from clusterip.testing.clock import FakeClock
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def memory() -> MemoryStore:
-    return MemoryStore()
-
-
-@pytest.fixture
-def objects(memory: MemoryStore, clock: FakeClock) -> ObjectStore:
-    return ObjectStore(memory, clock)
-
-
 async def _eventually(
     predicate: Callable[[], Any], timeout: float = 2.0, *, message: str = ""
 ) -> Any:

@@ -18,7 +18,6 @@ from clusterip.core.ipalloc import ServiceRange, ip_address_object, parse_ip, se
 from clusterip.core.model import IPAddress, KubeObject, Service
 from clusterip.registry.ipalloc import ClusterIPAllocator
 from clusterip.registry.objects import ObjectStore
-from clusterip.store.memory import MemoryStore
 from clusterip.testing.builders import make_service
 from clusterip.testing.clock import FakeClock
 
@@ -28,21 +27,6 @@ T = TypeVar("T", bound=KubeObject)
 
 V4 = ServiceRange.parse("10.96.0.0/12")
 RANGES = (V4,)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def objects(clock: FakeClock) -> ObjectStore:
-    return ObjectStore(MemoryStore(), clock)
 
 
 def holding(name: str, ip: str, namespace: str = "default") -> Service:

@@ -1,13 +1,9 @@
-"""Fixtures for the registry tests: an object store over a fresh store, with a fake clock.
-
-`STORES` names every store backend that exists in this checkout (the SQLite one is looked up with
-`importlib.util.find_spec`, so these tests run before and after it lands); tests that must hold
-on every backend take the `any_objects` fixture, the rest take `objects` (in memory).
+"""Fixtures for the registry tests: tests that must hold on every store backend (memory and
+SQLite, from `STORES`) take `any_objects`; the rest take the suite-wide `objects` (in memory).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -30,25 +26,9 @@ async def _open_sqlite(tmp_path: Path) -> Store:
     return store
 
 
-STORES: dict[str, Callable[[Path], Awaitable[Store]]] = {"memory": _open_memory}
-if importlib.util.find_spec("clusterip.store.sqlite") is not None:
-    STORES["sqlite"] = _open_sqlite
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def objects(clock: FakeClock) -> ObjectStore:
-    """Objects over a fresh in-memory store."""
-    return ObjectStore(MemoryStore(), clock)
+STORES: dict[str, Callable[[Path], Awaitable[Store]]] = {
+    "memory": _open_memory, "sqlite": _open_sqlite,
+}
 
 
 @pytest.fixture(params=list(STORES))

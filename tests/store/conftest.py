@@ -33,11 +33,6 @@ BACKENDS: dict[str, Callable[[Path], Awaitable[Store]]] = {
 }
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(params=list(BACKENDS))
 async def store(
     request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str

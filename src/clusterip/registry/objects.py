@@ -34,7 +34,7 @@ from clusterip.core.model import KubeObject, ObjectMeta
 from clusterip.core.timefmt import rfc3339
 from clusterip.store.api import EventType, KeyValue, Store, WatchEvent
 
-__all__ = ["EventKind", "ObjectEvent", "ObjectStore"]
+__all__ = ["EventKind", "ObjectEvent", "ObjectStore", "conflict_message"]
 
 T = TypeVar("T", bound=KubeObject)
 
@@ -141,7 +141,7 @@ class ObjectStore:
             old = await self.get(type(obj), meta.namespace, meta.name)
         expected = int(meta.resource_version) if meta.resource_version else None
         if expected is not None and expected != int(old.metadata.resource_version):
-            raise Conflict(_conflict(info, meta.name))
+            raise Conflict(conflict_message(info, meta.name))
         generation = old.metadata.generation or 1
         if getattr(obj, "spec", None) != getattr(old, "spec", None):
             generation += 1
@@ -161,7 +161,7 @@ class ObjectStore:
                 key, codec.encode(obj), int(old.metadata.resource_version)
             )
         except Conflict:
-            raise Conflict(_conflict(info, meta.name)) from None
+            raise Conflict(conflict_message(info, meta.name)) from None
         except NotFound:
             raise NotFound(_not_found(info, meta.name)) from None
         return _with_revision(obj, revision)
@@ -181,7 +181,7 @@ class ObjectStore:
         except NotFound:
             raise NotFound(_not_found(info, name)) from None
         except Conflict:
-            raise Conflict(_conflict(info, name)) from None
+            raise Conflict(conflict_message(info, name)) from None
         return _with_revision(codec.decode_stored(type_, kv.value), revision)
 
 
@@ -227,7 +227,7 @@ def _not_found(info: KindInfo, name: str) -> str:
     return f'{info.resource} "{name}" not found'
 
 
-def _conflict(info: KindInfo, name: str) -> str:
+def conflict_message(info: KindInfo, name: str) -> str:
     return (
         f'Operation cannot be fulfilled on {info.resource} "{name}": the object has been '
         "modified; please apply your changes to the latest version and try again"

@@ -44,7 +44,7 @@ from clusterip.core.errors import (
 )
 from clusterip.core.kinds import KINDS, for_type
 from clusterip.core.timefmt import rfc3339
-from clusterip.registry.objects import ObjectEvent, ObjectStore
+from clusterip.registry.objects import ObjectEvent, ObjectStore, conflict_message
 
 __all__ = ["Allocator", "Registry"]
 
@@ -233,11 +233,7 @@ class Registry:
         if obj.metadata.resource_version and (
             obj.metadata.resource_version != old.metadata.resource_version
         ):
-            raise Conflict(
-                f'Operation cannot be fulfilled on {info.resource} "{obj.metadata.name}": the '
-                "object has been modified; please apply your changes to the latest version and "
-                "try again"
-            )
+            raise Conflict(conflict_message(info, obj.metadata.name))
         obj = _carry_server_fields(obj, old)
         obj = defaults.apply_defaults(obj)
         errors = validation.validate(obj, old, service_cidrs=self._service_cidrs)
@@ -283,11 +279,7 @@ class Registry:
             if obj.metadata.resource_version and (
                 obj.metadata.resource_version != old.metadata.resource_version
             ):
-                raise Conflict(
-                    f'Operation cannot be fulfilled on {info.resource} "{obj.metadata.name}": '
-                    "the object has been modified; please apply your changes to the latest "
-                    "version and try again"
-                )
+                raise Conflict(conflict_message(info, obj.metadata.name))
             new = msgspec.structs.replace(old, status=obj.status)  # type: ignore[attr-defined]
             if new == old:
                 return old
@@ -323,11 +315,7 @@ class Registry:
             raise Forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted')
         obj = await self.objects.get(type_, namespace, name)
         if resource_version and resource_version != obj.metadata.resource_version:
-            raise Conflict(
-                f'Operation cannot be fulfilled on {for_type(type_).resource} "{name}": the '
-                "object has been modified; please apply your changes to the latest version and "
-                "try again"
-            )
+            raise Conflict(conflict_message(for_type(type_), name))
         if dry_run:
             return obj
         if obj.metadata.finalizers or isinstance(obj, m.Namespace):
