@@ -3,10 +3,9 @@
 # As root every test runs; CI=true turns a skipped root test into a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
-[ -x "$PY" ] || PY=python3
-"$PY" -m pytest -q -p no:cacheprovider "$@"
-"$PY" -m mypy
-"$PY" -m importlinter.cli lint-imports --config .importlinter 2>/dev/null \
-    || "$(dirname "$PY")/lint-imports" --config .importlinter
-"$PY" -m ruff check src tests bench
+BIN=.venv/bin
+[ -x "$BIN/python" ] || BIN=$(dirname "$(command -v python3)")
+"$BIN/python" -m pytest -q -p no:cacheprovider "$@"
+"$BIN/python" -m mypy
+"$BIN/lint-imports"
+"$BIN/python" -m ruff check src tests bench
