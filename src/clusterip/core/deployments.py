@@ -56,6 +56,7 @@ from dataclasses import dataclass
 import msgspec
 
 from clusterip.core import model as m
+from clusterip.core.selectors import Selector, SelectorError
 
 __all__ = [
     "LABEL_POD_TEMPLATE_HASH",
@@ -93,19 +94,6 @@ class DeploymentPlan:
 # --- selectors and ownership --------------------------------------------------------------------
 
 
-def _requirement_matches(req: m.LabelSelectorRequirement, labels: Mapping[str, str]) -> bool:
-    present = req.key in labels
-    if req.operator == "In":
-        return present and labels[req.key] in req.values
-    if req.operator == "NotIn":
-        return not present or labels[req.key] not in req.values
-    if req.operator == "Exists":
-        return present
-    if req.operator == "DoesNotExist":
-        return not present
-    return False  # an unknown operator selects nothing (validation rejects it earlier)
-
-
 def label_selector_matches(
     selector: m.LabelSelector | None, labels: Mapping[str, str] | None
 ) -> bool:
@@ -113,11 +101,10 @@ def label_selector_matches(
     (apps/v1 requires a non-empty selector; matching everything would be dangerous)."""
     if selector is None or (not selector.match_labels and not selector.match_expressions):
         return False
-    labels = labels or {}
-    for key, value in (selector.match_labels or {}).items():
-        if labels.get(key) != value:
-            return False
-    return all(_requirement_matches(req, labels) for req in selector.match_expressions)
+    try:
+        return Selector.from_label_selector(selector).matches(labels)
+    except SelectorError:  # an unknown operator selects nothing (validation rejects it first)
+        return False
 
 
 def controller_ref(obj: m.KubeObject) -> m.OwnerReference | None:
