@@ -252,10 +252,16 @@ def _map_text(values: dict[str, str] | None) -> list[str]:
     return [f"{k}={v}" for k, v in items] or ["<none>"]
 
 
+_LABEL_WIDTH = 19
+
+
 def _field(lines: list[str], label: str, values: list[str] | str) -> None:
+    """One `Label:  value` line (and continuation lines), values in one column as kubectl
+    aligns them; a label longer than the column gets two spaces before its value."""
     values = [values] if isinstance(values, str) else values
-    lines.append(f"{label + ':':<19}{values[0]}")
-    lines.extend(f"{'':<19}{v}" for v in values[1:])
+    width = max(_LABEL_WIDTH, len(label) + 3)
+    lines.append(f"{label + ':':<{width}}{values[0]}")
+    lines.extend(f"{'':<{width}}{v}" for v in values[1:])
 
 
 def describe(obj: m.KubeObject, *, endpoints: m.Endpoints | None = None,
