@@ -166,11 +166,12 @@ class WatchEndsAfter:
         self.limit = limit
         self.fail_lists = 0
 
-    async def list(self, type_: Any, namespace: str | None = None) -> Any:
+    async def list(self, type_: Any, namespace: str | None = None, *,
+                   transform: Any = None) -> Any:
         if self.fail_lists:
             self.fail_lists -= 1
             raise Unavailable("store is closed")
-        return await self.inner.list(type_, namespace)
+        return await self.inner.list(type_, namespace, transform=transform)
 
     async def watch(self, type_: Any, namespace: str | None, since: int
                     ) -> AsyncIterator[ObjectEvent]:

@@ -7,6 +7,7 @@ them), IPAddresses either by the allocator or by hand; then one `repair` pass ru
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
@@ -160,8 +161,9 @@ class _MovesOnAfterListing:
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
 
-    async def list(self, type_: type[T], namespace: str | None = None) -> tuple[list[T], int]:
-        result = await self.inner.list(type_, namespace)
+    async def list(self, type_: type[T], namespace: str | None = None, *,
+                   transform: Callable[[T], T] | None = None) -> tuple[list[T], int]:
+        result = await self.inner.list(type_, namespace, transform=transform)
         if type_ is IPAddress:
             await self.inner.delete(IPAddress, "", self.ip)
             await record(self.inner, self.ip, "being-created")

@@ -12,7 +12,7 @@ import asyncio
 import ipaddress
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import anyio.lowlevel
@@ -59,10 +59,11 @@ class Interleaved:
         await self._yield()
         return await self.inner.get(type_, namespace, name)
 
-    async def list(self, type_: type[T], namespace: str | None = None) -> tuple[list[T], int]:
+    async def list(self, type_: type[T], namespace: str | None = None, *,
+                   transform: Callable[[T], T] | None = None) -> tuple[list[T], int]:
         self.calls["list"] += 1
         await self._yield()
-        return await self.inner.list(type_, namespace)
+        return await self.inner.list(type_, namespace, transform=transform)
 
     def watch(
         self, type_: type[T], namespace: str | None, since_revision: int

@@ -212,10 +212,10 @@ class Informer(Generic[T]):
                 backoff = min(backoff * 2, self._max_backoff)
 
     async def _list(self) -> None:
-        objects, revision = await self._client.list(self.type, self.namespace)
+        objects, revision = await self._client.list(
+            self.type, self.namespace, transform=self._transform
+        )
         self.lists += 1
-        if self._transform is not None:
-            objects = [self._transform(obj) for obj in objects]
         fresh = {key_of(obj): obj for obj in objects}
         for key in [k for k in self._cache if k not in fresh]:
             gone = self._cache.pop(key)

@@ -9,7 +9,7 @@ subresource: they change only the status.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol, TypeVar
 
 from clusterip.core.model import KubeObject
@@ -23,7 +23,16 @@ T = TypeVar("T", bound=KubeObject)
 class Client(Protocol):
     async def get(self, type_: type[T], namespace: str, name: str) -> T: ...
 
-    async def list(self, type_: type[T], namespace: str | None = None) -> tuple[list[T], int]: ...
+    async def list(
+        self,
+        type_: type[T],
+        namespace: str | None = None,
+        *,
+        transform: Callable[[T], T] | None = None,
+    ) -> tuple[list[T], int]:
+        """Every object (each passed through `transform` as it is decoded, so that a caller
+        keeping a slim copy never holds every full object at once) and the list's revision."""
+        ...
 
     def watch(
         self, type_: type[T], namespace: str | None, since_revision: int

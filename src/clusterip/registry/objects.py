@@ -77,11 +77,20 @@ class ObjectStore:
             raise NotFound(_not_found(info, name)) from None
         return _load(type_, kv)
 
-    async def list(self, type_: type[T], namespace: str | None = None) -> tuple[list[T], int]:
-        """Every object of the kind (in one namespace, or all) and the revision of the read."""
+    async def list(
+        self,
+        type_: type[T],
+        namespace: str | None = None,
+        *,
+        transform: Callable[[T], T] | None = None,
+    ) -> tuple[builtins.list[T], int]:
+        """Every object of the kind (in one namespace, or all) and the revision of the read;
+        with `transform`, each object is transformed as soon as it is decoded."""
         info = for_type(type_)
         kvs, revision = await self.store.list(info.prefix(namespace))
-        return [_load(type_, kv) for kv in kvs], revision
+        if transform is None:
+            return [_load(type_, kv) for kv in kvs], revision
+        return [transform(_load(type_, kv)) for kv in kvs], revision
 
     async def list_encoded(
         self, type_: type[KubeObject], namespace: str | None = None

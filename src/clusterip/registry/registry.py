@@ -110,7 +110,13 @@ class Registry:
             return view  # type: ignore[return-value]
         return await self.objects.get(type_, namespace, name)
 
-    async def list(self, type_: type[T], namespace: str | None = None) -> tuple[list[T], int]:
+    async def list(
+        self,
+        type_: type[T],
+        namespace: str | None = None,
+        *,
+        transform: Callable[[T], T] | None = None,
+    ) -> tuple[builtins.list[T], int]:
         if type_ is m.Endpoints:
             services, revision = await self.objects.list(m.Service, namespace)
             slices, _ = await self.objects.list(m.EndpointSlice, namespace)
@@ -124,7 +130,7 @@ class Registry:
                 if s.spec.type != "ExternalName"
             ]
             return views, revision  # type: ignore[return-value]
-        return await self.objects.list(type_, namespace)
+        return await self.objects.list(type_, namespace, transform=transform)
 
     async def list_encoded(
         self, type_: type[m.KubeObject], namespace: str | None = None
