@@ -49,6 +49,43 @@ async def history(store: SqliteStore, prefix: str, since: int) -> list[WatchEven
     return events
 
 
+async def test_watchers_behind_the_shared_tail_catch_up_from_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tail keeps only the most recent events; a watch from before them reads the log, then
+    joins the tail, and every watcher sees every event once, in order."""
+    monkeypatch.setattr("clusterip.store.sqlite._TAIL_EVENTS", 5)
+    store = await SqliteStore.open(tmp_path / "store.db")
+    try:
+        start = await store.revision()
+        live: list[str] = []
+
+        async def follow() -> None:
+            async for event in store.watch("/a/", start):
+                live.append(event.kv.key)
+
+        with anyio.fail_after(DEADLINE):
+            follower = asyncio.create_task(follow())
+            await store.create("/c/first", b"v")  # the follower's first query starts the tail
+            for i in range(20):
+                await store.create(f"/b/{i:02d}", b"v")
+                await store.create(f"/a/{i:02d}", b"v")
+            expected = [f"/a/{i:02d}" for i in range(20)]
+            while live != expected:
+                assert len(live) <= 20, live
+                await asyncio.sleep(0.001)
+            follower.cancel()
+        from_start = await history(store, "/a/", start)
+        from_middle = await history(store, "/a/", start + 21)
+        assert [e.kv.key for e in from_start] == expected
+        assert [e.kv.key for e in from_middle] == expected[10:]
+        await store.compact(start + 10)
+        with pytest.raises(Expired):
+            await history(store, "/a/", start + 2)
+    finally:
+        await store.close()
+
+
 async def test_reopening_shows_everything_as_it_was(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     store = await SqliteStore.open(path)

@@ -76,6 +76,7 @@ closes every connection.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import os
@@ -126,6 +127,7 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0), ('compacted', 0
 
 _MAX_BATCH: Final = 1000  # writes per transaction: bounds a batch's latency and memory
 _WATCH_PAGE: Final = 1000  # log rows per watch query
+_TAIL_EVENTS: Final = 10_000  # recent events kept in memory for every watcher to share
 _BUSY_TIMEOUT: Final = 30.0  # seconds to wait for another process's write lock
 _READERS: Final = 4
 
@@ -439,6 +441,43 @@ class _Page:
     events: list[WatchEvent]
     position: int
     more: bool
+    compacted: int = 0
+
+
+@dataclass(slots=True)
+class _Tail:
+    """The store's most recent events, read once for every watcher of this process.
+
+    Without it, every commit made each watcher run its own query (six watchers: six queries a
+    commit). The tail holds every event in (`start`, `position`], at most `_TAIL_EVENTS` of them;
+    it is refreshed by one query when a commit (or, for other processes' writes, the poll) says
+    there may be more. A watcher whose position is inside that window filters it by prefix in
+    memory; one that is behind it (a watch from an old revision) reads its own pages from the
+    log until it catches up.
+    """
+
+    start: int = -1  # -1: not started yet
+    position: int = -1
+    compacted: int = 0
+    events: list[WatchEvent] = field(default_factory=list)
+    seen_commits: int = -1
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def covers(self, position: int) -> bool:
+        return self.start >= 0 and position >= self.start
+
+    def after(self, prefix: str, position: int) -> list[WatchEvent]:
+        at = bisect.bisect_right(self.events, position, key=lambda e: e.revision)
+        return [e for e in self.events[at:] if e.kv.key.startswith(prefix)]
+
+    def extend(self, page: _Page) -> None:
+        self.events.extend(page.events)
+        self.position = max(self.position, page.position)
+        self.compacted = page.compacted
+        excess = len(self.events) - _TAIL_EVENTS
+        if excess > 0:
+            self.start = self.events[excess - 1].revision
+            del self.events[:excess]
 
 
 def _read_events(conn: sqlite3.Connection, prefix: str, position: int) -> _Page:
@@ -460,8 +499,8 @@ def _read_events(conn: sqlite3.Connection, prefix: str, position: int) -> _Page:
     ).fetchall()
     events = [_event(row) for row in rows]
     if len(events) == _WATCH_PAGE:
-        return _Page(events, events[-1].revision, more=True)
-    return _Page(events, max(position, head), more=False)
+        return _Page(events, events[-1].revision, more=True, compacted=compacted)
+    return _Page(events, max(position, head), more=False, compacted=compacted)
 
 
 @dataclass(slots=True)
@@ -508,6 +547,8 @@ class SqliteStore:
         # Set (and replaced) after every commit. A watcher keeps the one it saw before its query,
         # so a commit that lands while the query runs wakes it at once.
         self._committed = asyncio.Event()
+        self._commits = 0
+        self._tail = _Tail()
         pool: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         for conn in read_conns:
             pool.put(conn)
@@ -539,6 +580,7 @@ class SqliteStore:
         return cls(name, write_conn, read_conns, poll_interval)
 
     def _notify(self) -> None:
+        self._commits += 1
         self._committed.set()
         self._committed = asyncio.Event()
 
@@ -587,10 +629,11 @@ class SqliteStore:
     async def watch(self, prefix: str, since_revision: int) -> AsyncIterator[WatchEvent]:
         self._check_open()
         position = since_revision
+        polled = False
         while not self._closed:
             committed = self._committed
             try:
-                page = await self._read(partial(_read_events, prefix=prefix, position=position))
+                page = await self._next_page(prefix, position, polled)
             except Unavailable:
                 if self._closed:
                     return
@@ -599,8 +642,47 @@ class SqliteStore:
                 yield event
             position = page.position
             if not page.more:
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(committed.wait(), self._poll_interval)
+                    polled = False
+                except TimeoutError:
+                    polled = True
+
+    async def _next_page(self, prefix: str, position: int, polled: bool) -> _Page:
+        """The events after `position`: from the shared tail when it covers `position`, else
+        from the log (a watcher catching up on history)."""
+        tail = self._tail
+        await self._refresh_tail(force=polled)
+        if position < tail.compacted:
+            raise Expired(position, tail.compacted)
+        if tail.covers(position):
+            return _Page(tail.after(prefix, position), max(position, tail.position), more=False)
+        return await self._read(partial(_read_events, prefix=prefix, position=position))
+
+    async def _refresh_tail(self, *, force: bool) -> None:
+        """Read every event committed since the tail's position (one query for all watchers)."""
+        tail = self._tail
+        async with tail.lock:
+            if tail.seen_commits == self._commits and not force:
+                return
+            seen = self._commits
+            if tail.start < 0:
+                head = await self._read(partial(_meta, name="revision"))
+                tail.start = tail.position = head
+            try:
+                page = await self._read(
+                    partial(_read_events, prefix="", position=tail.position))
+                tail.extend(page)
+                while page.more:
+                    page = await self._read(
+                        partial(_read_events, prefix="", position=tail.position))
+                    tail.extend(page)
+            except Expired as exc:  # compacted past the tail: start it afresh at the head
+                tail.events.clear()
+                tail.start = tail.position = -1
+                tail.compacted = exc.compacted
+                return
+            tail.seen_commits = seen
 
     async def close(self) -> None:
         """Fail queued writes, stop the writer, end watches and close the file. Idempotent."""
