@@ -301,3 +301,4 @@ async def test_unfiltered_list_sends_the_same_objects_as_get(api: Api) -> None:
         for item in listed["items"]:
             got = await api.http.get(f"{path}/{item['metadata']['name']}")
             assert await got.json() == item
+

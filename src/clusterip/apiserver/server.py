@@ -21,6 +21,7 @@ The stream ends after `timeoutSeconds` (default 30 minutes; kubectl does not rec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -172,8 +173,12 @@ class ApiServer:
         except TimeoutError:
             pass
         except Expired as exc:
-            await response.write(_event_line("ERROR", status_for(exc)))
-        await response.write_eof()
+            with contextlib.suppress(ConnectionResetError):
+                await response.write(_event_line("ERROR", status_for(exc)))
+        except ConnectionResetError:  # the client went away: the normal end of many watches
+            return response
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
         return response
 
     # --- item --------------------------------------------------------------------------------
