@@ -35,7 +35,7 @@ from clusterip.core import codec
 from clusterip.core import model as m
 from clusterip.core.errors import AlreadyExists, BadInput
 from clusterip.core.ipalloc import ServiceRange
-from clusterip.core.projections import slim_pod
+from clusterip.core.projections import PodSlimmer
 from clusterip.registry.ipalloc import ClusterIPAllocator
 from clusterip.registry.objects import ObjectStore
 from clusterip.registry.registry import Registry
@@ -103,7 +103,7 @@ async def serve(
             if not bound.done():
                 bound.set_result((host, port))
 
-        informers = InformerFactory(registry, transforms={m.Pod: slim_pod})
+        informers = InformerFactory(registry, transforms={m.Pod: PodSlimmer()})
         endpoints = EndpointsController(registry, clock=clock, new_suffix=_random_suffix(rng),
                                         informers=informers)
         deployments = DeploymentController(registry, clock=clock,

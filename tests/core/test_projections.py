@@ -6,7 +6,7 @@ import msgspec
 
 from clusterip.core import model as m
 from clusterip.core.endpoints import plan_slices
-from clusterip.core.projections import slim_pod
+from clusterip.core.projections import PodSlimmer, slim_pod
 from clusterip.testing.builders import container_port, make_pod, make_service, port
 
 
@@ -43,3 +43,16 @@ def test_endpoint_plans_are_the_same_for_slim_and_full_pods() -> None:
         return plan_slices(service, ps, [], new_suffix=lambda: "abcde", max_per_slice=100)
 
     assert plan([slim_pod(p) for p in pods]) == plan(pods)
+
+
+def test_the_slimmer_equals_slim_pod_and_stores_equal_parts_once() -> None:
+    slimmer = PodSlimmer()
+    a, b = full_pod("a", "10.244.0.5", True), full_pod("b", "10.244.0.6", True)
+    slim_a, slim_b = slimmer(a), slimmer(b)
+    assert slim_a == slim_pod(a) and slim_b == slim_pod(b)
+    c = full_pod("c", "10.244.0.7", True)
+    c = msgspec.structs.replace(c, spec=msgspec.structs.replace(c.spec, hostname="a",
+                                                                subdomain="web"))
+    assert slimmer(c).spec is slim_a.spec  # the same slim spec as pod a: stored once
+    assert slim_a.status.conditions is slim_b.status.conditions
+    assert slim_a.metadata.namespace is slim_b.metadata.namespace

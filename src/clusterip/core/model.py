@@ -53,8 +53,15 @@ __all__ = [
 IntOrString = int | str
 
 
-class Base(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, rename="camel"):
-    """Shared config: frozen, keyword-only, camelCase names, defaults omitted on encode."""
+class Base(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, rename="camel", gc=False
+):
+    """Shared config: frozen, keyword-only, camelCase names, defaults omitted on encode.
+
+    `gc=False`: these objects are trees (a struct holds strings, numbers, tuples, dicts and
+    other structs, never a reference back up), so they cannot be part of a reference cycle and
+    need no cyclic-GC tracking: 16 bytes less each, and full collections do not walk the
+    hundreds of thousands of them a controller caches."""
 
 
 # --- metadata ---------------------------------------------------------------------------------
