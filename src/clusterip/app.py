@@ -48,6 +48,8 @@ __all__ = ["AppConfig", "run", "serve"]
 log = logging.getLogger("clusterip")
 
 REPAIR_INTERVAL = 180.0
+COMPACT_INTERVAL = 300.0  # as kube-apiserver compacts etcd
+RETAINED_REVISIONS = 10_000  # watch history kept: a watch from an older revision gets 410
 STORE_FILE = "store.db"
 
 
@@ -119,6 +121,7 @@ async def serve(
             # go at once. Later passes give in-flight creates the API's 60 s to finish.
             await _repair(objects, ranges, clock, grace=0.0)
             tasks.create_task(_every(REPAIR_INTERVAL, lambda: _repair(objects, ranges, clock)))
+            tasks.create_task(_every(COMPACT_INTERVAL, lambda: _compact(store)))
             tasks.create_task(informers.run())
             tasks.create_task(endpoints.run())
             tasks.create_task(deployments.run())
@@ -165,6 +168,14 @@ async def _repair(objects: ObjectStore, ranges: list[ServiceRange], clock: Clock
                   grace: float = 60.0) -> None:
     report = await repair(objects, ranges, clock=clock, orphan_grace_seconds=grace)
     log.info("ClusterIP repair pass: %s", report)
+
+
+async def _compact(store: Store) -> None:
+    """Forget the history older than the last `RETAINED_REVISIONS` revisions."""
+    target = await store.revision() - RETAINED_REVISIONS
+    if target > 0:
+        await store.compact(target)
+        log.info("compacted the store history up to revision %d", target)
 
 
 async def _every(interval: float, action: Callable[[], Awaitable[None]]) -> None:
