@@ -302,3 +302,26 @@ async def test_unfiltered_list_sends_the_same_objects_as_get(api: Api) -> None:
             got = await api.http.get(f"{path}/{item['metadata']['name']}")
             assert await got.json() == item
 
+
+
+async def test_a_pod_on_a_node_is_deleted_gracefully(api: Api) -> None:
+    body = pod("p1", {"app": "web"})
+    body["spec"]["nodeName"] = "node-1"
+    body["spec"]["terminationGracePeriodSeconds"] = 20
+    await create(api, PODS, body)
+    marked = await (await api.http.delete(f"{PODS}/p1")).json()
+    assert marked["metadata"]["deletionTimestamp"]
+    assert marked["metadata"]["deletionGracePeriodSeconds"] == 20
+    still = await api.http.get(f"{PODS}/p1")
+    assert still.status == 200
+    shorter = await api.http.delete(f"{PODS}/p1", json={"gracePeriodSeconds": 5})
+    assert (await shorter.json())["metadata"]["deletionGracePeriodSeconds"] == 5
+    gone = await api.http.delete(f"{PODS}/p1", params={"gracePeriodSeconds": "0"})
+    assert gone.status == 200
+    assert (await api.http.get(f"{PODS}/p1")).status == 404
+
+
+async def test_a_pod_no_node_runs_is_deleted_at_once(api: Api) -> None:
+    await create(api, PODS, pod("p2", {"app": "web"}))
+    assert (await api.http.delete(f"{PODS}/p2")).status == 200
+    assert (await api.http.get(f"{PODS}/p2")).status == 404

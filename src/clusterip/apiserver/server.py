@@ -238,12 +238,19 @@ class ApiServer:
             if raw.strip():
                 options = _parse_body(raw, JSON_TYPE)
         preconditions = options.get("preconditions") or {}
+        grace = options.get("gracePeriodSeconds", request.query.get("gracePeriodSeconds"))
+        try:
+            grace_seconds = int(grace) if grace is not None else None
+        except (TypeError, ValueError):
+            raise BadInput(
+                f'gracePeriodSeconds: Invalid value: "{grace}": must be an integer') from None
         deleted = await self.registry.delete(
             target.info.type,
             target.namespace or "",
             target.name,
             resource_version=str(preconditions.get("resourceVersion") or ""),
             dry_run=_dry_run(request) or options.get("dryRun") == ["All"],
+            grace_period_seconds=grace_seconds,
         )
         if deleted.metadata.deletion_timestamp and deleted.metadata.finalizers:
             return _respond(deleted, status=202)

@@ -45,5 +45,11 @@ class Client(Protocol):
     async def update_status(self, obj: T) -> T: ...
 
     async def delete(
-        self, type_: type[T], namespace: str, name: str, *, resource_version: str = ""
+        self,
+        type_: type[T],
+        namespace: str,
+        name: str,
+        *,
+        resource_version: str = "",
+        grace_period_seconds: int | None = None,
     ) -> T: ...

@@ -180,9 +180,17 @@ class ObjectStore:
         return await self.update(obj)
 
     async def delete(
-        self, type_: type[T], namespace: str, name: str, *, resource_version: str = ""
+        self,
+        type_: type[T],
+        namespace: str,
+        name: str,
+        *,
+        resource_version: str = "",
+        grace_period_seconds: int | None = None,
     ) -> T:
-        """Remove an object; returns it with the delete's revision as its resourceVersion."""
+        """Remove an object at once (there is no graceful deletion at this level); returns it
+        with the delete's revision as its resourceVersion."""
+        del grace_period_seconds
         info = for_type(type_)
         expected = int(resource_version) if resource_version else None
         try:

@@ -311,10 +311,17 @@ class Registry:
         *,
         resource_version: str = "",
         dry_run: bool = False,
+        grace_period_seconds: int | None = None,
     ) -> T:
-        """Delete an object; with finalizers it is only marked terminating.
+        """Delete an object; with finalizers, or a pod on a node, it is only marked terminating.
 
-        Returns the deleted object, its resourceVersion the revision of the delete.
+        A pod bound to a node is deleted gracefully, as Kubernetes does: the first delete sets
+        `deletionTimestamp` and `deletionGracePeriodSeconds` (the request's grace period, or the
+        pod's `terminationGracePeriodSeconds`); the node agent stops its processes within that
+        time and then deletes it with grace period 0, which removes it. A grace period of 0 from
+        the start removes it at once.
+
+        Returns the deleted (or marked) object, its resourceVersion the revision of the write.
         """
         self._check_writable(type_)
         if type_ is m.Namespace and name in _PROTECTED_NAMESPACES:
@@ -324,6 +331,10 @@ class Registry:
             raise Conflict(conflict_message(for_type(type_), name))
         if dry_run:
             return obj
+        if isinstance(obj, m.Pod):
+            grace = _pod_grace(obj, grace_period_seconds)
+            if grace > 0:
+                return await self._mark_terminating(obj, grace)  # type: ignore[return-value]
         if obj.metadata.finalizers or isinstance(obj, m.Namespace):
             if not obj.metadata.deletion_timestamp:
                 marked = msgspec.structs.replace(
@@ -335,6 +346,18 @@ class Registry:
             if obj.metadata.finalizers:
                 return obj
         return await self._finish_delete(obj, dry_run=False)
+
+    async def _mark_terminating(self, pod: m.Pod, grace: int) -> m.Pod:
+        """Set the pod's deletionTimestamp (once; a later delete may only shorten the grace)."""
+        meta = pod.metadata
+        if meta.deletion_timestamp and (meta.deletion_grace_period_seconds or 0) <= grace:
+            return pod
+        marked = msgspec.structs.replace(
+            meta,
+            deletion_timestamp=meta.deletion_timestamp or rfc3339(self._clock.now()),
+            deletion_grace_period_seconds=grace,
+        )
+        return await self.objects.update(msgspec.structs.replace(pod, metadata=marked), old=pod)
 
     async def _finish_delete(self, obj: T, *, dry_run: bool) -> T:
         if dry_run:
@@ -379,6 +402,17 @@ class Registry:
                 await self.create(obj)
             except AlreadyExists:
                 pass
+
+
+def _pod_grace(pod: m.Pod, requested: int | None) -> int:
+    """The grace period of a pod's deletion: none for a pod no node runs, else the request's,
+    else the pod's own (Kubernetes' default is 30 s)."""
+    if not pod.spec.node_name:
+        return 0
+    if requested is not None:
+        return max(0, requested)
+    spec_grace = pod.spec.termination_grace_period_seconds
+    return 30 if spec_grace is None else max(0, spec_grace)
 
 
 def _unchanged(obj: T, old: T) -> bool:
