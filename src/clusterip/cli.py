@@ -20,6 +20,7 @@ this one dropped (`core.patch.apply_patch_for`), leaving fields other writers se
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -328,3 +329,86 @@ def delete(ctx: click.Context, kind: str | None, names: tuple[str, ...], namespa
             click.echo(f"error: {exc}", err=True)
             worst = max(worst, _exit_code(exc) if exc.code != 404 else EXIT_SERVER)
     sys.exit(worst)
+
+
+# --- pods and deployments ---------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["deployment", "deployments", "deploy"]))
+@click.argument("name")
+@click.option("--replicas", type=click.IntRange(min=0), required=True)
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.pass_context
+def scale(ctx: click.Context, kind: str, name: str, replicas: int, namespace: str) -> None:
+    """Set the number of replicas of a Deployment."""
+    client = _client(ctx)
+    info = kinds.lookup("deployments")
+    try:
+        client.request("PATCH", client.path(info, namespace, name),
+                       {"spec": {"replicas": replicas}},
+                       content_type="application/merge-patch+json")
+    except ApiError as exc:
+        _fail(str(exc), _exit_code(exc))
+    click.echo(f"deployment.apps/{name} scaled")
+
+
+@main.command()
+@click.argument("pod")
+@click.option("-c", "--container", default="", help="Container (needed when the pod has several).")
+@click.option("-p", "--previous", is_flag=True, help="The log of the previous run.")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.pass_context
+def logs(ctx: click.Context, pod: str, container: str, previous: bool, namespace: str) -> None:
+    """Print a container's output (stdout and stderr)."""
+    client = _client(ctx)
+    query = {"container": container} if container else {}
+    if previous:
+        query["previous"] = "true"
+    try:
+        text, _ = client.request_bytes(
+            "GET", client.path(kinds.lookup("pods"), namespace, pod, "log"), query=query)
+    except ApiError as exc:
+        _fail(str(exc), _exit_code(exc))
+    sys.stdout.buffer.write(text)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("pod")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("-c", "--container", default="",
+              help="Accepted for kubectl's sake: every container of a pod shares its network.")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.pass_context
+def exec(ctx: click.Context, pod: str, command: tuple[str, ...], container: str,
+         namespace: str) -> None:
+    """Run COMMAND inside POD's network namespace, with its resolv.conf (on the pod's node).
+
+    Example: clusterip exec client -- curl -s http://my-clusterip-service
+    """
+    client = _client(ctx)
+    try:
+        body, _ = client.request("GET", client.path(kinds.lookup("pods"), namespace, pod))
+    except ApiError as exc:
+        _fail(str(exc), _exit_code(exc))
+    netns = _pod_netns(str(body["metadata"].get("uid", "")))
+    if netns is None:
+        _fail(f'pod "{pod}" has no network namespace on this machine (is it running here?)',
+              EXIT_SERVER)
+    argv = ["ip", "netns", "exec", netns, *command]
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        _fail(f"cannot run {argv[0]}: {exc.strerror}", EXIT_SERVER)
+
+
+def _pod_netns(uid: str) -> str | None:
+    """The network namespace of the pod with this uid on this machine (see `core.naming`)."""
+    from clusterip.core.naming import pod_id
+
+    suffix = f"-{pod_id(uid)}"
+    try:
+        names = os.listdir("/run/netns")
+    except OSError:
+        return None
+    return next((n for n in names if n.endswith(suffix)), None)

@@ -64,6 +64,20 @@ class RestClient:
         content_type: str = "application/json",
     ) -> tuple[JSON, list[str]]:
         """Send one request; returns the decoded JSON body and the Warning headers."""
+        payload, warnings = self.request_bytes(method, path, body, query=query,
+                                               content_type=content_type)
+        return (json.loads(payload) if payload else {}), warnings
+
+    def request_bytes(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[bytes, list[str]]:
+        """Send one request; returns the raw body (a pod's log, say) and the Warning headers."""
         url = self.server + path
         if query:
             url += "?" + urllib.parse.urlencode(query)
@@ -88,4 +102,4 @@ class RestClient:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ApiError(0, f"cannot reach the server at {self.server}: {reason}") from None
-        return (json.loads(payload) if payload else {}), warnings
+        return payload, warnings

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import yaml
@@ -35,11 +35,18 @@ from clusterip.apiserver.paths import Target, parse_path
 from clusterip.apiserver.status import status_for
 from clusterip.core import codec, selectors
 from clusterip.core import model as m
-from clusterip.core.errors import BadInput, ClusterIPError, Conflict, DecodeError, Expired
+from clusterip.core.errors import (
+    BadInput,
+    ClusterIPError,
+    Conflict,
+    DecodeError,
+    Expired,
+    NotFound,
+)
 from clusterip.core.patch import json_patch, merge_patch
 from clusterip.registry.registry import Registry
 
-__all__ = ["ApiServer", "serve_api"]
+__all__ = ["ApiServer", "PodLogs", "serve_api"]
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +76,22 @@ def _error(exc: BaseException, target: Target | None = None, name: str = "") -> 
     return _respond(body, status=body["code"])
 
 
-class ApiServer:
-    """The aiohttp application. `ready()` tells /readyz whether the controllers have synced."""
+class PodLogs(Protocol):
+    """Where a pod's container logs are (the node agent, in the all-in-one process)."""
 
-    def __init__(self, registry: Registry, *, ready: Callable[[], bool] = lambda: True) -> None:
+    async def read_log(self, namespace: str, name: str, container: str, previous: bool
+                       ) -> bytes: ...
+
+
+class ApiServer:
+    """The aiohttp application. `ready()` tells /readyz whether the controllers have synced;
+    `logs` serves the pods' `log` subresource (absent: 404, as for a pod no node runs)."""
+
+    def __init__(self, registry: Registry, *, ready: Callable[[], bool] = lambda: True,
+                 logs: PodLogs | None = None) -> None:
         self.registry = registry
         self._ready = ready
+        self.logs = logs
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -231,6 +248,26 @@ class ApiServer:
             return _respond(result, warnings=_warnings(request, decoded))
         raise Conflict(f'{target.info.resource} "{target.name}": too many conflicting writers')
 
+    async def _log(self, request: web.Request, target: Target) -> web.StreamResponse:
+        if target.info.kind != "Pod":
+            raise BadInput(f"{target.info.resource} have no log subresource")
+        pod = await self.registry.get(m.Pod, target.namespace or "", target.name)
+        container = request.query.get("container", "")
+        names = [c.name for c in pod.spec.containers]
+        if not container:
+            if len(names) != 1:
+                raise BadInput(
+                    f"a container name must be specified for pod {target.name}, choose one of: "
+                    f"[{' '.join(names)}]")
+            container = names[0]
+        elif container not in names:
+            raise BadInput(f"container {container} is not valid for pod {target.name}")
+        if self.logs is None:
+            raise NotFound(f'pod "{target.name}" runs on no node of this server')
+        previous = request.query.get("previous", "") in _TRUE
+        text = await self.logs.read_log(target.namespace or "", target.name, container, previous)
+        return web.Response(body=text, content_type="text/plain")
+
     async def _delete(self, request: web.Request, target: Target) -> web.StreamResponse:
         options: dict[str, Any] = {}
         if request.can_read_body:
@@ -268,6 +305,7 @@ _ROUTES: dict[tuple[str, str, str], Callable[[ApiServer, web.Request, Target],
     ("item", "GET", "status"): ApiServer._get,
     ("item", "PUT", "status"): ApiServer._replace,
     ("item", "PATCH", "status"): ApiServer._patch,
+    ("item", "GET", "log"): ApiServer._log,
 }
 
 _PATCHERS: dict[str, Callable[[Any, Any], Any]] = {
