@@ -96,7 +96,8 @@ def _server_options(f: Any) -> Any:
 
 
 def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
-                verbose: bool, apply_paths: tuple[str, ...]) -> None:
+                verbose: bool, apply_paths: tuple[str, ...], *, node: bool = False,
+                netns: str | None = None) -> None:
     from clusterip.app import AppConfig, run
 
     host, _, port = listen.rpartition(":")
@@ -104,7 +105,7 @@ def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
         _fail(f"--listen: expected HOST:PORT, got {listen!r}", EXIT_BAD_INPUT)
     config = AppConfig(data_dir=data_dir, host=host, port=int(port),
                        service_cidr=service_cidr, store_url=store_url, verbose=verbose,
-                       apply=apply_paths)
+                       apply=apply_paths, node=node, netns=netns)
     try:
         run(config)
     except ClusterIPError as exc:
@@ -121,10 +122,14 @@ def apiserver(data_dir: str, listen: str, service_cidr: str, store_url: str,
 
 @main.command()
 @_server_options
+@click.option("--netns", default=None, metavar="NAME",
+              help="Put the node (bridge, pods) in this network namespace, created if missing; "
+              "the API stays where the process runs. Without it the node is the host namespace.")
 def up(data_dir: str, listen: str, service_cidr: str, store_url: str, verbose: bool,
-       apply_paths: tuple[str, ...]) -> None:
-    """Run everything in one process: API server, store, controllers (and, later, the node)."""
-    _run_server(data_dir, listen, service_cidr, store_url, verbose, apply_paths)
+       apply_paths: tuple[str, ...], netns: str | None) -> None:
+    """Run everything in one process: API server, store, controllers and the node agent."""
+    _run_server(data_dir, listen, service_cidr, store_url, verbose, apply_paths, node=True,
+                netns=netns)
 
 
 # --- apply ------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ POD: dict[str, Any] = {  # concepts/workloads/pods: "nginx", with a probe and a 
     "apiVersion": "v1", "kind": "Pod",
     "metadata": {"name": "nginx", "namespace": "default", "labels": {"app": "nginx"}},
     "spec": {"containers": [{
-        "name": "nginx", "image": "nginx:1.14.2",
+        "name": "nginx", "image": "nginx:1.14.2", "command": ["nginx", "-g", "daemon off;"],
         "ports": [{"name": "http", "containerPort": 80}],
         "env": [{"name": "MODE", "value": "fast"}],
         "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 5},
@@ -79,6 +79,7 @@ DEPLOYMENT: dict[str, Any] = {  # concepts/workloads/controllers/deployment
     "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "nginx"}},
              "template": {"metadata": {"labels": {"app": "nginx"}},
                           "spec": {"containers": [{"name": "nginx", "image": "nginx:1.14.2",
+                                                   "command": ["sleep", "1d"],
                                                    "ports": [{"containerPort": 80}]}]}}},
 }
 SLICE: dict[str, Any] = {  # concepts/services-networking/endpoint-slices: "example-abc"
@@ -590,16 +591,15 @@ C0 = "spec.containers[0]"
         pytest.param({f"{C0}.name": DELETE}, [f"{C0}.name: Required value"], id="name-required"),
         pytest.param({f"{C0}.name": "web_1"},
                      [f'{C0}.name: Invalid value: "web_1": {DNS1123_LABEL}'], id="name-label"),
-        pytest.param({"spec.containers[1]": {"name": "nginx", "image": "busybox"}},
+        pytest.param({"spec.containers[1]": {"name": "nginx", "image": "busybox", "command": ["sleep", "1d"]}},
                      ['spec.containers[1].name: Duplicate value: "nginx"'], id="names-unique"),
-        pytest.param({"spec.initContainers": [{"name": "nginx", "image": "busybox"}]},
+        pytest.param({"spec.initContainers": [{"name": "nginx", "image": "busybox", "command": ["sleep", "1d"]}]},
                      ['spec.containers[0].name: Duplicate value: "nginx"'],
                      id="names-unique-with-init-containers"),
-        pytest.param({f"{C0}.image": DELETE},
-                     [f"{C0}.image: Required value: a container needs a command to run (or an "
-                      "image)"], id="image-or-command-required"),
-        pytest.param({f"{C0}.image": DELETE, f"{C0}.command": ["python3", "-m", "http.server"]},
-                     [], id="command-without-image"),
+        pytest.param({f"{C0}.command": DELETE},
+                     [f"{C0}.command: Required value: clusterip runs a container's command on the "
+                      "node (images are accepted and not run)"], id="command-required"),
+        pytest.param({f"{C0}.image": DELETE}, [], id="command-without-image"),
         pytest.param({f"{C0}.image": " nginx"},
                      [f'{C0}.image: Invalid value: " nginx": must not have leading or trailing '
                       "whitespace"], id="image-whitespace"),
@@ -617,7 +617,7 @@ C0 = "spec.containers[0]"
                       "than 15 characters"], id="port-name-iana"),
         pytest.param({f"{C0}.ports[1]": {"name": "http", "containerPort": 81}},
                      [f'{C0}.ports[1].name: Duplicate value: "http"'], id="port-names-unique"),
-        pytest.param({"spec.containers[1]": {"name": "sidecar", "image": "envoy",
+        pytest.param({"spec.containers[1]": {"name": "sidecar", "image": "envoy", "command": ["sleep", "1d"],
                                              "ports": [{"name": "http", "containerPort": 9000}]}},
                      ['spec.containers[1].ports[0].name: Duplicate value: "http"'],
                      id="port-names-unique-in-pod"),
@@ -677,7 +677,7 @@ C0 = "spec.containers[0]"
         pytest.param({f"{C0}.livenessProbe.terminationGracePeriodSeconds": 0},
                      [f"{C0}.livenessProbe.terminationGracePeriodSeconds: Invalid value: 0: must "
                       "be greater than 0"], id="probe-grace-period"),
-        pytest.param({"spec.initContainers": [{"name": "init", "image": "busybox",
+        pytest.param({"spec.initContainers": [{"name": "init", "image": "busybox", "command": ["sleep", "1d"],
                                                "readinessProbe": {"exec": {"command": ["x"]}}}]},
                      ["spec.initContainers[0].readinessProbe: Forbidden: may not be set for init "
                       "containers"], id="init-container-probe"),
@@ -776,7 +776,7 @@ def test_pod_probe_without_defaults() -> None:
     pod = model.Pod(
         metadata=model.ObjectMeta(name="p", namespace="default"),
         spec=model.PodSpec(restart_policy="Always", dns_policy="ClusterFirst", containers=(
-            model.Container(name="c", image="x", readiness_probe=probe),)),
+            model.Container(name="c", image="x", command=("sleep", "1d"), readiness_probe=probe),)),
     )
 
     assert [str(e) for e in validate(pod)] == [
@@ -805,7 +805,7 @@ POD_UPDATE = (
                      [POD_UPDATE + "`spec.nodeName`"], id="node-name-changed"),
         pytest.param({}, {"spec.restartPolicy": "Never"}, [POD_UPDATE + "`spec.restartPolicy`"],
                      id="restart-policy"),
-        pytest.param({}, {"spec.containers[1]": {"name": "sidecar", "image": "envoy"}},
+        pytest.param({}, {"spec.containers[1]": {"name": "sidecar", "image": "envoy", "command": ["sleep", "1d"]}},
                      [POD_UPDATE + "`spec.containers`"], id="container-added"),
         pytest.param({}, {f"{C0}.ports[0].containerPort": 8080, "spec.hostname": "web"},
                      [POD_UPDATE + "`spec.containers`, `spec.hostname`"], id="two-fields"),

@@ -3,12 +3,18 @@ data directory of the test's own, stopped by its PID at the end, pass or fail.""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from clusterip.testing.process import ServerProcess
+from clusterip.testing.process import Node, ServerProcess
 
 
 @pytest.fixture
@@ -19,3 +25,51 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+# --- a node: `clusterip up --netns NAME`, as root -------------------------------------------------
+
+
+
+def _host_network() -> tuple[str, str]:
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    nft = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout \
+        if shutil.which("nft") else ""
+    return "\n".join(sorted(line.split(":", 2)[1] for line in links.splitlines())), nft
+
+
+def _namespaces(prefix: str) -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(prefix)]
+
+
+def _remove_namespaces(names: list[str]) -> None:
+    for name in names:
+        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True,
+                              text=True).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        shutil.rmtree(f"/etc/netns/{name}", ignore_errors=True)
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: network namespaces")
+    netns = f"cipt-{secrets.token_hex(3)}"
+    host_before = _host_network()
+    state = tmp_path / "state"
+    state.mkdir()
+    server = ServerProcess(data_dir=tmp_path / "data", log_path=tmp_path / "up.log",
+                           command=("up", "--netns", netns))
+    try:
+        server.start()
+        yield Node(server, netns, state)
+    finally:
+        server.stop()
+        leftovers = _namespaces(netns)
+        _remove_namespaces(leftovers)
+        assert not leftovers, f"namespaces left after the server stopped: {leftovers}"
+        assert _host_network() == host_before, "the host network namespace was changed"

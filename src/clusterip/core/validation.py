@@ -708,16 +708,17 @@ def _env(env: Sequence[model.EnvVar], path: str) -> list[FieldError]:
 
 
 # clusterip runs a container's `command` on the node and accepts (and ignores) its image, so a
-# container needs one of the two, where Kubernetes requires the image.
-_NOTHING_TO_RUN = "a container needs a command to run (or an image)"
+# container needs a command, where Kubernetes requires the image.
+_NOTHING_TO_RUN = ("clusterip runs a container's command on the node (images are accepted and "
+                   "not run)")
 
 
 def _container(c: model.Container, path: str, *, init: bool,
                port_names: set[str]) -> list[FieldError]:
     errs: list[FieldError] = []
-    if not c.image and not c.command:
-        errs.append(required(f"{path}.image", _NOTHING_TO_RUN))
-    elif c.image != c.image.strip():
+    if not c.command:
+        errs.append(required(f"{path}.command", _NOTHING_TO_RUN))
+    if c.image != c.image.strip():
         errs.append(invalid(f"{path}.image", c.image,
                             "must not have leading or trailing whitespace"))
     for i, port in enumerate(c.ports):
@@ -746,7 +747,19 @@ def _container(c: model.Container, path: str, *, init: bool,
             errs.append(forbidden(f"{path}.{name}", "may not be set for init containers"))
         else:
             errs += _probe(probe, f"{path}.{name}", name)
+            errs += _probe_port_name(probe, f"{path}.{name}", c)
     return errs
+
+
+def _probe_port_name(probe: model.Probe, path: str, c: model.Container) -> list[FieldError]:
+    """A probe's port given by name must be the name of one of its container's ports."""
+    own = {port.name for port in c.ports if port.name}
+    for handler, action in (("httpGet", probe.http_get), ("tcpSocket", probe.tcp_socket)):
+        if action is not None and isinstance(action.port, str) and action.port not in own \
+                and not port_name_errors(action.port):
+            return [invalid(f"{path}.{handler}.port", action.port,
+                            "must be the name of a port of this container")]
+    return []
 
 
 def _pod_spec(spec: model.PodSpec, path: str) -> list[FieldError]:

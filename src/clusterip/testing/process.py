@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ServerProcess", "eventually"]
+from clusterip.core.naming import pod_id
+
+__all__ = ["Node", "ServerProcess", "eventually"]
 
 READY_PREFIX = "clusterip: API ready on "
 START_TIMEOUT = 20.0
@@ -32,12 +34,13 @@ class ServerProcess:
     log_path: Path
     url: str = ""
     proc: subprocess.Popen[str] | None = None
+    command: tuple[str, ...] = ("apiserver",)  # or ("up", "--netns", NAME)
     _log: Any = field(default=None, repr=False)
 
     def start(self) -> None:
         self._log = open(self.log_path, "a")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "clusterip", "apiserver", "--data-dir", str(self.data_dir),
+            [sys.executable, "-m", "clusterip", *self.command, "--data-dir", str(self.data_dir),
              "--listen", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=self._log, text=True,
         )
@@ -118,3 +121,16 @@ def eventually(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s: last value {value!r}")
         time.sleep(interval)
+
+
+@dataclass
+class Node:
+    """A running all-in-one server whose node lives in the network namespace `netns`."""
+
+    server: ServerProcess
+    netns: str
+    state: Path  # a folder the pods' programs write markers to
+
+    def pod_netns(self, uid: str) -> str:
+        """The network namespace the node agent made for the pod with this uid."""
+        return f"{self.netns}-pod-{pod_id(uid)}"
