@@ -14,7 +14,9 @@ process exits. Nothing here has logic of its own: each part is documented where 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import ipaddress
 import logging
 import os
 import random
@@ -22,6 +24,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -31,6 +34,7 @@ from clusterip.control.deployments import DeploymentController
 from clusterip.control.endpoints import EndpointsController
 from clusterip.control.informer import InformerFactory
 from clusterip.control.ipalloc_repair import repair
+from clusterip.control.scheduler import Scheduler
 from clusterip.core import codec
 from clusterip.core import model as m
 from clusterip.core.errors import AlreadyExists, BadInput
@@ -42,6 +46,11 @@ from clusterip.registry.registry import Registry
 from clusterip.store.api import Store
 from clusterip.store.memory import MemoryStore
 from clusterip.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from clusterip.runtime.agent import NodeAgent
+    from clusterip.runtime.nssocket import NetnsSockets
+    from clusterip.runtime.podnet import NetnsPodNetwork
 
 __all__ = ["AppConfig", "run", "serve"]
 
@@ -62,6 +71,10 @@ class AppConfig:
     store_url: str = ""
     verbose: bool = False
     apply: tuple[str, ...] = ()
+    node: bool = False  # run a node agent in this process (`up`)
+    netns: str | None = None  # the node's network namespace (created if missing); None: host
+    node_name: str = "node-1"
+    pod_cidr: str = "10.244.0.0/24"
 
 
 async def open_store(config: AppConfig) -> Store:
@@ -110,7 +123,13 @@ async def serve(
                                         informers=informers)
         deployments = DeploymentController(registry, clock=clock,
                                            new_suffix=_random_suffix(rng), informers=informers)
-        async with asyncio.TaskGroup() as tasks:
+        scheduler = Scheduler(registry, informers=informers)
+        node = _node(config, registry, informers, clock) if config.node else None
+        if node is not None:
+            api.logs = node.agent
+        async with contextlib.AsyncExitStack() as cleanup, asyncio.TaskGroup() as tasks:
+            if node is not None:
+                cleanup.push_async_callback(node.close)
             tasks.create_task(serve_api(api, config.host, config.port, ready=api_bound))
             host, port = await bound
             await allocator.ensure_service_cidr()
@@ -125,8 +144,14 @@ async def serve(
             tasks.create_task(informers.run())
             tasks.create_task(endpoints.run())
             tasks.create_task(deployments.run())
+            tasks.create_task(scheduler.run())
+            if node is not None:
+                tasks.create_task(node.agent.run())
             await endpoints.synced()
             await deployments.synced()
+            await scheduler.synced()
+            if node is not None:
+                await node.agent.synced()
             # The caches now hold most of what this process will keep: move them out of the
             # collector's reach, so that full collections do not walk 100,000 cached objects
             # (which showed as tens of milliseconds of tail latency on every write path).
@@ -137,6 +162,43 @@ async def serve(
             ready(host, port)
     finally:
         await store.close()
+
+
+@dataclass
+class _Node:
+    """The node's parts in this process, and how to put them away."""
+
+    agent: NodeAgent
+    network: NetnsPodNetwork
+    sockets: NetnsSockets
+
+    async def close(self) -> None:
+        """On a clean stop: every pod of the node is gone (the runtimes' own cleanup, when the
+        task group was cancelled), then the node namespace this process made."""
+        await self.network.teardown_node()
+        self.sockets.close()
+
+
+def _node(config: AppConfig, registry: Registry, informers: InformerFactory, clock: Clock
+          ) -> _Node:
+    """The node agent and its kernel-facing parts (imported here: only `up` runs a node, and
+    `apiserver` need not load pyroute2)."""
+    from clusterip.runtime.agent import AgentConfig, NodeAgent
+    from clusterip.runtime.containers import RealProcessRunner
+    from clusterip.runtime.nssocket import NetnsSockets
+    from clusterip.runtime.podnet import NetnsPodNetwork
+
+    prefix = f"{config.netns or 'clusterip'}-pod"
+    network = NetnsPodNetwork(config.netns, pod_cidr=config.pod_cidr, prefix=prefix)
+    sockets = NetnsSockets(config.netns)
+    agent = NodeAgent(
+        registry, network, RealProcessRunner(), sockets.open_connection,
+        config=AgentConfig(state_dir=Path(config.data_dir) / "node",
+                           node_name=config.node_name,
+                           pod_cidr=ipaddress.IPv4Network(config.pod_cidr)),
+        clock=clock, informers=informers,
+    )
+    return _Node(agent, network, sockets)
 
 
 def _manifest_files(paths: tuple[str, ...]) -> list[Path]:
