@@ -62,6 +62,7 @@ DUAL_STACK_SERVICE: dict[str, Any] = {
              "selector": {"app.kubernetes.io/name": "MyApp"},
              "ports": [{"protocol": "TCP", "port": 80}]},
 }
+SLEEP = ["sleep", "1d"]
 POD: dict[str, Any] = {  # concepts/workloads/pods: "nginx", with a probe and a named port
     "apiVersion": "v1", "kind": "Pod",
     "metadata": {"name": "nginx", "namespace": "default", "labels": {"app": "nginx"}},
@@ -591,9 +592,11 @@ C0 = "spec.containers[0]"
         pytest.param({f"{C0}.name": DELETE}, [f"{C0}.name: Required value"], id="name-required"),
         pytest.param({f"{C0}.name": "web_1"},
                      [f'{C0}.name: Invalid value: "web_1": {DNS1123_LABEL}'], id="name-label"),
-        pytest.param({"spec.containers[1]": {"name": "nginx", "image": "busybox", "command": ["sleep", "1d"]}},
+        pytest.param({"spec.containers[1]": {"name": "nginx", "image": "busybox",
+            "command": SLEEP}},
                      ['spec.containers[1].name: Duplicate value: "nginx"'], id="names-unique"),
-        pytest.param({"spec.initContainers": [{"name": "nginx", "image": "busybox", "command": ["sleep", "1d"]}]},
+        pytest.param({"spec.initContainers": [{"name": "nginx", "image": "busybox",
+            "command": SLEEP}]},
                      ['spec.containers[0].name: Duplicate value: "nginx"'],
                      id="names-unique-with-init-containers"),
         pytest.param({f"{C0}.command": DELETE},
@@ -617,7 +620,7 @@ C0 = "spec.containers[0]"
                       "than 15 characters"], id="port-name-iana"),
         pytest.param({f"{C0}.ports[1]": {"name": "http", "containerPort": 81}},
                      [f'{C0}.ports[1].name: Duplicate value: "http"'], id="port-names-unique"),
-        pytest.param({"spec.containers[1]": {"name": "sidecar", "image": "envoy", "command": ["sleep", "1d"],
+        pytest.param({"spec.containers[1]": {"name": "sidecar", "image": "envoy", "command": SLEEP,
                                              "ports": [{"name": "http", "containerPort": 9000}]}},
                      ['spec.containers[1].ports[0].name: Duplicate value: "http"'],
                      id="port-names-unique-in-pod"),
@@ -677,7 +680,7 @@ C0 = "spec.containers[0]"
         pytest.param({f"{C0}.livenessProbe.terminationGracePeriodSeconds": 0},
                      [f"{C0}.livenessProbe.terminationGracePeriodSeconds: Invalid value: 0: must "
                       "be greater than 0"], id="probe-grace-period"),
-        pytest.param({"spec.initContainers": [{"name": "init", "image": "busybox", "command": ["sleep", "1d"],
+        pytest.param({"spec.initContainers": [{"name": "init", "image": "busybox", "command": SLEEP,
                                                "readinessProbe": {"exec": {"command": ["x"]}}}]},
                      ["spec.initContainers[0].readinessProbe: Forbidden: may not be set for init "
                       "containers"], id="init-container-probe"),
@@ -805,7 +808,8 @@ POD_UPDATE = (
                      [POD_UPDATE + "`spec.nodeName`"], id="node-name-changed"),
         pytest.param({}, {"spec.restartPolicy": "Never"}, [POD_UPDATE + "`spec.restartPolicy`"],
                      id="restart-policy"),
-        pytest.param({}, {"spec.containers[1]": {"name": "sidecar", "image": "envoy", "command": ["sleep", "1d"]}},
+        pytest.param({}, {"spec.containers[1]": {"name": "sidecar", "image": "envoy",
+            "command": SLEEP}},
                      [POD_UPDATE + "`spec.containers`"], id="container-added"),
         pytest.param({}, {f"{C0}.ports[0].containerPort": 8080, "spec.hostname": "web"},
                      [POD_UPDATE + "`spec.containers`, `spec.hostname`"], id="two-fields"),

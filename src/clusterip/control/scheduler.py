@@ -2,7 +2,8 @@
 
 Level-triggered like the other controllers: a pod without `spec.nodeName` (and not being
 deleted) enqueues its key, and a node that changes enqueues every unbound pod; `sync(key)` reads
-the caches, asks `choose_node`, and writes the pod with `spec.nodeName` set (the binding). A
+the caches, asks `choose_node`, and writes the stored pod with `spec.nodeName` set (the binding;
+never the cached copy, which may be a slim projection). A
 stale cache makes the write fail with Conflict, and the key is retried with back-off. With no
 ready node the pod waits: the next node change enqueues it again.
 """
@@ -76,10 +77,15 @@ class Scheduler:
         node = choose_node(self.nodes.values(), self.pods.values())
         if node is None:
             return
-        spec = msgspec.structs.replace(pod.spec, node_name=node)
+        # The cache may hold slim pods (`core.projections`): bind the stored pod, as read now,
+        # and only if it is still the one the cache showed (its resourceVersion) and unbound.
+        namespace, name = split_key(key)
         try:
-            await self._client.update(msgspec.structs.replace(pod, spec=spec))
+            stored = await self._client.get(m.Pod, namespace, name)
+            if stored.spec.node_name or stored.metadata.uid != pod.metadata.uid:
+                return
+            spec = msgspec.structs.replace(stored.spec, node_name=node)
+            await self._client.update(msgspec.structs.replace(stored, spec=spec))
         except NotFound:
             return
-        namespace, name = split_key(key)
         log.info("scheduled pod=%s/%s node=%s", namespace, name, node)
