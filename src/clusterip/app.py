@@ -174,8 +174,9 @@ class _Node:
 
     async def close(self) -> None:
         """On a clean stop: every pod of the node is gone (the runtimes' own cleanup, when the
-        task group was cancelled), then the node namespace this process made."""
-        await self.network.teardown_node()
+        task group was cancelled), then the node's namespace, which `--netns` hands to clusterip
+        (also when an earlier run made it and was killed)."""
+        await self.network.teardown_node(remove_namespace=True)
         self.sockets.close()
 
 

@@ -224,3 +224,52 @@ def test_logs_of_a_pod(node: Node) -> None:
     create(node, PODS, body)
     eventually(lambda: "hello from client" in node.server.cli("logs", "client").stdout,
                timeout=20)
+
+
+def test_pods_get_the_service_environment_of_their_namespace(node: Node) -> None:
+    create(node, "/api/v1/namespaces/default/services", service())
+    body = client_pod()
+    body["spec"]["containers"][0]["command"] = [
+        "sh", "-c", "echo host=$WEB_SERVICE_HOST port=$WEB_SERVICE_PORT_HTTP; sleep 1d"]
+    create(node, PODS, body)
+    ip = node.server.get("/api/v1/namespaces/default/services/web")["spec"]["clusterIP"]
+    eventually(lambda: f"host={ip} port=80" in node.server.cli("logs", "client").stdout,
+               timeout=20)
+
+
+def test_scale_and_apply_change_the_number_of_pods(node: Node, tmp_path: Path) -> None:
+    start_web(node, replicas=1)
+    scaled = node.server.cli("scale", "deployment", "web", "--replicas", "3")
+    assert scaled.returncode == 0, scaled.stderr
+    eventually(lambda: len(ready_endpoints(node)) == 3 and all(ready_endpoints(node).values()),
+               timeout=30, interval=0.1)
+    manifest = tmp_path / "web.json"
+    manifest.write_text(json.dumps(deployment(node, replicas=2)))
+    applied = node.server.cli("apply", "-f", str(manifest))
+    assert applied.returncode == 0, applied.stderr
+    eventually(lambda: len([p for p in pods(node)
+                            if not p["metadata"].get("deletionTimestamp")]) == 2, timeout=30)
+
+
+def test_an_agent_killed_and_restarted_finds_its_pods_and_leaks_nothing(node: Node) -> None:
+    ips = start_web(node, replicas=2)
+    uids = {p["metadata"]["uid"] for p in pods(node)}
+    started = {p["metadata"]["uid"]: p["status"]["startTime"] for p in pods(node)}
+    time.sleep(1.0)  # startTime has one-second precision: a restart must show a later one
+    node.server.restart(kill=True)
+
+    def restarted_and_ready() -> bool:
+        current = pods(node)
+        return all(p["status"].get("startTime") != started[p["metadata"]["uid"]]
+                   for p in current) and len(ready_endpoints(node)) == 2 \
+            and all(ready_endpoints(node).values())
+
+    eventually(restarted_and_ready, timeout=30, interval=0.1)
+    assert {p["metadata"]["uid"] for p in pods(node)} == uids
+    assert {p["status"]["podIP"] for p in pods(node)} == set(ips.values())
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    pod_namespaces = [n for n in namespaces.split() if n.startswith(f"{node.netns}-pod-")]
+    assert sorted(pod_namespaces) == sorted(node.pod_netns(uid) for uid in uids)
+    servers = subprocess.run(["pgrep", "-f", str(node.state)], capture_output=True,
+                             text=True).stdout.split()
+    assert len(servers) == 2, f"expected one server process a pod, found {servers}"

@@ -120,8 +120,9 @@ class PodNetwork(Protocol):
         """The pod namespaces of this node that exist now (restart recovery)."""
         ...
 
-    async def teardown_node(self) -> None:
-        """Remove every pod namespace, the bridge, and a node namespace this object made."""
+    async def teardown_node(self, *, remove_namespace: bool = False) -> None:
+        """Remove every pod namespace, the bridge, and the node namespace if this object made
+        it or `remove_namespace` says so (`clusterip up --netns` owns the one it names)."""
         ...
 
 
@@ -202,8 +203,8 @@ class NetnsPodNetwork:
     async def list_pods(self) -> list[PodNet]:
         return await asyncio.to_thread(self._list_pods)
 
-    async def teardown_node(self) -> None:
-        await asyncio.to_thread(self._teardown_node)
+    async def teardown_node(self, *, remove_namespace: bool = False) -> None:
+        await asyncio.to_thread(self._teardown_node, remove_namespace)
 
     # -- the work, in a worker thread --------------------------------------------------------
 
@@ -302,7 +303,7 @@ class NetnsPodNetwork:
                                 host_veth=self.host_veth(pod_id)))
         return found
 
-    def _teardown_node(self) -> None:
+    def _teardown_node(self, remove_namespace: bool) -> None:
         for netns in self._pod_namespaces():
             self._locked(netns, self._teardown_pod, netns)
         with self._node_lock:
@@ -310,7 +311,7 @@ class NetnsPodNetwork:
                 return
             with Netlink(self.node_netns) as node:
                 node.delete_link(self.bridge)
-            if self.node_netns is not None and self._created_node:
+            if self.node_netns is not None and (self._created_node or remove_namespace):
                 netlink.delete_netns(self.node_netns)
                 self._created_node = False
 
