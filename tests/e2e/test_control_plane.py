@@ -219,3 +219,11 @@ def test_kill_9_during_creates_loses_nothing_acknowledged(
                  for a in server.get("/apis/networking.k8s.io/v1/ipaddresses")["items"]}
     for name, ip in stored.items():
         assert addresses.get(ip) == name, f"{name}'s {ip} has no IPAddress pointing at it"
+
+
+def test_a_server_with_open_watches_stops_at_once(server: ServerProcess) -> None:
+    with watch(server, "/api/v1/pods", "1"):
+        started = time.monotonic()
+        server.stop()
+        stopped = time.monotonic() - started
+    assert stopped < 5.0, f"the server took {stopped:.1f} s to stop with a watch open"

@@ -273,3 +273,21 @@ def test_an_agent_killed_and_restarted_finds_its_pods_and_leaks_nothing(node: No
     servers = subprocess.run(["pgrep", "-f", str(node.state)], capture_output=True,
                              text=True).stdout.split()
     assert len(servers) == 2, f"expected one server process a pod, found {servers}"
+
+
+def test_a_failing_liveness_probe_restarts_the_container_at_the_same_ip(node: Node) -> None:
+    body = client_pod()
+    body["spec"]["terminationGracePeriodSeconds"] = 1
+    body["spec"]["containers"][0]["livenessProbe"] = {
+        "tcpSocket": {"port": 9999}, "periodSeconds": 1, "failureThreshold": 1}
+    create(node, PODS, body)
+
+    def restarted() -> dict[str, Any] | None:
+        status = node.server.get(f"{PODS}/client")["status"]
+        counts = [c.get("restartCount", 0) for c in status.get("containerStatuses", [])]
+        return status if counts and counts[0] >= 1 else None
+
+    first_ip = eventually(lambda: node.server.get(f"{PODS}/client")["status"].get("podIP"),
+                          timeout=20)
+    status = eventually(restarted, timeout=30, interval=0.2)
+    assert status["podIP"] == first_ip

@@ -92,6 +92,7 @@ class ApiServer:
         self.registry = registry
         self._ready = ready
         self.logs = logs
+        self.watches: set[asyncio.Task[Any]] = set()  # ended when the server stops
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -167,6 +168,10 @@ class ApiServer:
         initial = query.get("sendInitialEvents", "") in _TRUE
         response = web.StreamResponse(headers={"Content-Type": JSON_TYPE})
         response.enable_chunked_encoding()
+        task = asyncio.current_task()
+        if task is not None:
+            self.watches.add(task)
+            task.add_done_callback(self.watches.discard)
         type_ = target.info.type
         try:
             since = int(rv) if rv not in ("", "0") and not initial else None
@@ -413,7 +418,10 @@ async def serve_api(
 ) -> None:
     """Serve until cancelled. `ready(host, port)` is called once the socket is bound (port 0
     binds a free port; `ready` gets the real one)."""
-    runner = web.AppRunner(server.app(), handle_signals=False, access_log=None)
+    # A watch waits on the store, not on its client: a stop ends the open ones itself (as
+    # kube-apiserver closes its watches) instead of waiting aiohttp's 60 s for them.
+    runner = web.AppRunner(server.app(), handle_signals=False, access_log=None,
+                           shutdown_timeout=2.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
@@ -422,6 +430,8 @@ async def serve_api(
         ready(bound[0], bound[1])
         await asyncio.Event().wait()
     finally:
+        for watch in list(server.watches):
+            watch.cancel()
         await runner.cleanup()
 
 
