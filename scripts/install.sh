@@ -8,6 +8,7 @@ APT_PACKAGES=(
     python3 python3-venv python3-pip   # the interpreter and venv
     iproute2 nftables                  # network namespaces, veth, bridges; the kernel proxy
     dnsutils curl                      # dig and curl: the real clients the tests use
+    dnsperf unbound                    # the DNS benchmark and its reference server
     etcd-server                        # the distributed store (multi-node mode and its tests)
     sqlite3                            # to look inside the embedded store by hand
 )
