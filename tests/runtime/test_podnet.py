@@ -110,6 +110,23 @@ def exec_in(netns: str, *argv: str) -> str:
 
 @pytest.mark.root
 @requires_root
+async def test_the_node_serves_its_local_addresses_on_loopback(node_netns: str) -> None:
+    net = NetnsPodNetwork(node_netns, prefix=node_netns, local_addresses=["10.96.0.10/32"])
+    try:
+        await net.ensure_node()
+        await net.ensure_node()
+
+        def lo_addresses() -> list[ipaddress.IPv4Interface]:
+            with Netlink(node_netns) as node:
+                return node.addresses("lo")
+
+        assert ipaddress.IPv4Interface("10.96.0.10/32") in await asyncio.to_thread(lo_addresses)
+    finally:
+        await net.teardown_node()
+
+
+@pytest.mark.root
+@requires_root
 async def test_ensure_node_makes_bridge_with_gateway_and_is_idempotent(node_netns: str) -> None:
     net = NetnsPodNetwork(node_netns, prefix=node_netns)
     try:

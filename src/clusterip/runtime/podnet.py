@@ -58,7 +58,7 @@ import re
 import shutil
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ParamSpec, Protocol, TypeVar
@@ -136,6 +136,8 @@ class NetnsPodNetwork:
         pod_cidr: this node's pod CIDR; its first address is the gateway, on the bridge.
         prefix: pod namespaces are named ``f"{prefix}-{pod_id}"``; everything with this prefix
             is this node's to adopt or delete, so it must be unique to the node.
+        local_addresses: addresses the node itself serves (the cluster DNS 10.96.0.10/32), put
+            on its loopback so that pods reach them through their default route.
     """
 
     def __init__(
@@ -145,7 +147,9 @@ class NetnsPodNetwork:
         bridge: str = "cbr0",
         pod_cidr: str = "10.244.0.0/24",
         prefix: str,
+        local_addresses: Sequence[str] = (),
     ) -> None:
+        self.local_addresses = tuple(ipaddress.IPv4Interface(a) for a in local_addresses)
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", prefix):
             raise ValueError(f"bad pod namespace prefix {prefix!r}")
         self.node_netns = node_netns
@@ -218,6 +222,8 @@ class NetnsPodNetwork:
                 self._created_node = True
             with Netlink(self.node_netns) as node:
                 node.set_up("lo")
+                for address in self.local_addresses:
+                    node.add_address("lo", address)
                 node.create_bridge(self.bridge)
                 node.add_address(self.bridge, self.gateway)
                 node.set_up(self.bridge)
