@@ -75,6 +75,9 @@ class AppConfig:
     netns: str | None = None  # the node's network namespace (created if missing); None: host
     node_name: str = "node-1"
     pod_cidr: str = "10.244.0.0/24"
+    cluster_dns: str = "10.96.0.10"
+    dns_upstreams: tuple[str, ...] = ()  # HOST:PORT; empty: the host's resolv.conf
+    dns_listen: tuple[str, ...] = ()  # extra HOST:PORT listeners, outside the node
 
 
 async def open_store(config: AppConfig) -> Store:

@@ -97,7 +97,8 @@ def _server_options(f: Any) -> Any:
 
 def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
                 verbose: bool, apply_paths: tuple[str, ...], *, node: bool = False,
-                netns: str | None = None) -> None:
+                netns: str | None = None, dns_upstreams: tuple[str, ...] = (),
+                dns_listen: tuple[str, ...] = ()) -> None:
     from clusterip.app import AppConfig, run
 
     host, _, port = listen.rpartition(":")
@@ -105,7 +106,8 @@ def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
         _fail(f"--listen: expected HOST:PORT, got {listen!r}", EXIT_BAD_INPUT)
     config = AppConfig(data_dir=data_dir, host=host, port=int(port),
                        service_cidr=service_cidr, store_url=store_url, verbose=verbose,
-                       apply=apply_paths, node=node, netns=netns)
+                       apply=apply_paths, node=node, netns=netns,
+                       dns_upstreams=dns_upstreams, dns_listen=dns_listen)
     try:
         run(config)
     except ClusterIPError as exc:
@@ -125,11 +127,18 @@ def apiserver(data_dir: str, listen: str, service_cidr: str, store_url: str,
 @click.option("--netns", default=None, metavar="NAME",
               help="Put the node (bridge, pods) in this network namespace, created if missing; "
               "the API stays where the process runs. Without it the node is the host namespace.")
+@click.option("--dns-upstream", "dns_upstreams", multiple=True, metavar="HOST:PORT",
+              help="Where the cluster DNS forwards other names (default: the host's "
+              "resolv.conf). May be given more than once.")
+@click.option("--dns-listen", "dns_listen", multiple=True, metavar="HOST:PORT",
+              help="Also serve the cluster DNS here, outside the node (e.g. 127.0.0.1:5353).")
 def up(data_dir: str, listen: str, service_cidr: str, store_url: str, verbose: bool,
-       apply_paths: tuple[str, ...], netns: str | None) -> None:
-    """Run everything in one process: API server, store, controllers and the node agent."""
+       apply_paths: tuple[str, ...], netns: str | None, dns_upstreams: tuple[str, ...],
+       dns_listen: tuple[str, ...]) -> None:
+    """Run everything in one process: API server, store, controllers and the node agent
+    (pods, and the cluster DNS on 10.96.0.10:53 inside the node)."""
     _run_server(data_dir, listen, service_cidr, store_url, verbose, apply_paths, node=True,
-                netns=netns)
+                netns=netns, dns_upstreams=dns_upstreams, dns_listen=dns_listen)
 
 
 # --- apply ------------------------------------------------------------------------------------

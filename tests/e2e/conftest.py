@@ -63,7 +63,9 @@ def node(tmp_path: Path) -> Iterator[Node]:
     state = tmp_path / "state"
     state.mkdir()
     server = ServerProcess(data_dir=tmp_path / "data", log_path=tmp_path / "up.log",
-                           command=("up", "--netns", netns))
+                           command=("up", "--netns", netns,
+                                    # never the host's resolver: a closed loopback port
+                                    "--dns-upstream", "127.0.0.1:1"))
     try:
         server.start()
         yield Node(server, netns, state)
