@@ -77,8 +77,11 @@ So a command that cannot start fails the pod under `Never`, and shows as a waiti
 
 Conditions: PodScheduled is True (the agent only sees pods bound to it); Initialized is True
 (clusterip runs no init containers); ContainersReady is True when every container is ready; Ready
-is ContainersReady, further held False by unmet readiness gates and, unlike a kubelet, while the
-pod has a `deletionTimestamp` (a terminating pod takes no new traffic; see `_ready`). A container
+is ContainersReady, further held False by unmet readiness gates. As a kubelet does, a terminating
+pod (one with a `deletionTimestamp`) stays Ready while its probes pass: the endpoints controller
+marks its endpoint `ready: false, serving: true, terminating: true`, so no new traffic is sent
+to it while kube-proxy-like proxies may still use serving terminating endpoints as a last resort,
+and connections drain until its processes stop. A container
 is ready when it is running and either has no readiness probe or its probe passes. In a
 Succeeded or Failed pod both are False with reason PodCompleted or PodFailed. A condition whose
 status did not change keeps its `lastTransitionTime`; conditions of other types (a readiness
@@ -582,19 +585,13 @@ def _readiness_gates(pod: model.Pod) -> str:
 
 
 def _ready(pod: model.Pod, containers_ready: tuple[str, str, str]) -> tuple[str, str, str]:
-    """Ready: ContainersReady, held False by readiness gates and by deletion.
-
-    A kubelet keeps a terminating pod Ready while its readiness probe passes (the endpoint is
-    then serving and terminating); clusterip marks it not ready at once, so that nothing new is
-    sent to a pod that has been told to stop.
-    """
+    """Ready: ContainersReady, held False by readiness gates. A terminating pod stays Ready while
+    its probes pass (the endpoints controller takes care of `ready: false, serving: true`)."""
     if containers_ready[0] != "True":
         return containers_ready
     gates = _readiness_gates(pod)
     if gates:
         return "False", "ReadinessGatesNotReady", gates
-    if pod.metadata.deletion_timestamp:
-        return "False", "PodTerminating", "the pod is being deleted"
     return containers_ready
 
 
