@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,12 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 # --- a node: `clusterip up --netns NAME`, as root -------------------------------------------------
 
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _host_network() -> tuple[str, str]:
@@ -62,13 +69,15 @@ def node(tmp_path: Path) -> Iterator[Node]:
     host_before = _host_network()
     state = tmp_path / "state"
     state.mkdir()
+    dns_port = _free_udp_port()
     server = ServerProcess(data_dir=tmp_path / "data", log_path=tmp_path / "up.log",
                            command=("up", "--netns", netns,
                                     # never the host's resolver: a closed loopback port
-                                    "--dns-upstream", "127.0.0.1:1"))
+                                    "--dns-upstream", "127.0.0.1:1",
+                                    "--dns-listen", f"127.0.0.1:{dns_port}"))
     try:
         server.start()
-        yield Node(server, netns, state)
+        yield Node(server, netns, state, dns=("127.0.0.1", dns_port))
     finally:
         server.stop()
         leftovers = _namespaces(netns)

@@ -130,6 +130,7 @@ class Node:
     server: ServerProcess
     netns: str
     state: Path  # a folder the pods' programs write markers to
+    dns: tuple[str, int] = ("127.0.0.1", 0)  # the cluster DNS's listener outside the node
 
     def pod_netns(self, uid: str) -> str:
         """The network namespace the node agent made for the pod with this uid."""
