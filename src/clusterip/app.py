@@ -21,6 +21,7 @@ import logging
 import os
 import random
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,8 @@ from clusterip.store.memory import MemoryStore
 from clusterip.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
+    from clusterip.dnsserver.cache import DnsCache
+    from clusterip.dnsserver.forward import Forwarder
     from clusterip.runtime.agent import NodeAgent
     from clusterip.runtime.nssocket import NetnsSockets
     from clusterip.runtime.podnet import NetnsPodNetwork
@@ -150,6 +153,8 @@ async def serve(
             tasks.create_task(scheduler.run())
             if node is not None:
                 tasks.create_task(node.agent.run())
+                tasks.create_task(node.dns.run())
+                tasks.create_task(node.serve_dns())
             await endpoints.synced()
             await deployments.synced()
             await scheduler.synced()
@@ -174,6 +179,32 @@ class _Node:
     agent: NodeAgent
     network: NetnsPodNetwork
     sockets: NetnsSockets
+    dns: DnsCache
+    forwarder: Forwarder
+    cluster_dns: str
+    dns_listen: tuple[str, ...]
+
+    async def serve_dns(self) -> None:
+        """The cluster DNS on `cluster_dns`:53 inside the node (node-local: no DNAT between a
+        pod and its DNS), and on the `--dns-listen` addresses outside it. Never returns."""
+        from clusterip.dnsserver.server import bind_sockets, serve_dns
+
+        await self.network.ensure_node()  # the address is on the node's loopback from here
+        udp = await self.sockets.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tcp = await self.sockets.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        for sock in (udp, tcp):
+            sock.setblocking(False)
+            sock.bind((self.cluster_dns, 53))
+        tcp.listen(128)
+        udps, tcps = [udp], [tcp]
+        for address in self.dns_listen:
+            host, port = _host_port(address, "--dns-listen")
+            extra_udp, extra_tcp = bind_sockets(host, port)
+            udps.append(extra_udp)
+            tcps.append(extra_tcp)
+        await serve_dns(self.dns.current, self.forwarder, udp_sockets=udps, tcp_sockets=tcps,
+                        ready=lambda bound: log.info("cluster DNS serving on %s", bound))
 
     async def close(self) -> None:
         """On a clean stop: every pod of the node is gone (the runtimes' own cleanup, when the
@@ -187,13 +218,16 @@ def _node(config: AppConfig, registry: Registry, informers: InformerFactory, clo
           ) -> _Node:
     """The node agent and its kernel-facing parts (imported here: only `up` runs a node, and
     `apiserver` need not load pyroute2)."""
+    from clusterip.dnsserver.cache import DnsCache
+    from clusterip.dnsserver.forward import UpstreamForwarder, upstreams_from_resolv_conf
     from clusterip.runtime.agent import AgentConfig, NodeAgent
     from clusterip.runtime.containers import RealProcessRunner
     from clusterip.runtime.nssocket import NetnsSockets
     from clusterip.runtime.podnet import NetnsPodNetwork
 
     prefix = f"{config.netns or 'clusterip'}-pod"
-    network = NetnsPodNetwork(config.netns, pod_cidr=config.pod_cidr, prefix=prefix)
+    network = NetnsPodNetwork(config.netns, pod_cidr=config.pod_cidr, prefix=prefix,
+                              local_addresses=[f"{config.cluster_dns}/32"])
     sockets = NetnsSockets(config.netns)
     agent = NodeAgent(
         registry, network, RealProcessRunner(), sockets.open_connection,
@@ -202,7 +236,21 @@ def _node(config: AppConfig, registry: Registry, informers: InformerFactory, clo
                            pod_cidr=ipaddress.IPv4Network(config.pod_cidr)),
         clock=clock, informers=informers,
     )
-    return _Node(agent, network, sockets)
+    if config.dns_upstreams:
+        upstreams = [_host_port(u, "--dns-upstream") for u in config.dns_upstreams]
+    else:
+        upstreams = upstreams_from_resolv_conf(
+            Path("/etc/resolv.conf").read_text(encoding="utf-8"), exclude={config.cluster_dns})
+    dns = DnsCache(informers, dns_ips=(config.cluster_dns,))
+    return _Node(agent, network, sockets, dns, UpstreamForwarder(upstreams), config.cluster_dns,
+                 config.dns_listen)
+
+
+def _host_port(text: str, flag: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise BadInput(f"{flag}: expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
 
 
 def _manifest_files(paths: tuple[str, ...]) -> list[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -33,9 +34,18 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free for UDP and TCP on loopback, below the kernel's ephemeral range, so that the
+    API's own port 0 (an ephemeral port) can never take it before the DNS binds it."""
+    for port in random.sample(range(20000, 30000), 200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, \
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            try:
+                udp.bind(("127.0.0.1", port))
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port for the cluster DNS")
 
 
 def _host_network() -> tuple[str, str]:
