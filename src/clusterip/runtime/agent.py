@@ -35,7 +35,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -47,6 +47,7 @@ from clusterip.core import model as m
 from clusterip.core import pods as podcore
 from clusterip.core.errors import ClusterIPError, Conflict, NotFound
 from clusterip.core.naming import pod_id
+from clusterip.core.podips import PodAddresses
 from clusterip.core.timefmt import rfc3339
 from clusterip.registry.client import Client
 from clusterip.runtime.containers import ProcessRunner, ProcessSpec, RunningProcess, StartError
@@ -75,29 +76,6 @@ class AgentConfig:
     @property
     def gateway(self) -> ipaddress.IPv4Address:
         return self.pod_cidr.network_address + 1
-
-
-@dataclass
-class PodAddresses:
-    """The pod CIDR's addresses: which are taken (never handed to two live pods)."""
-
-    cidr: ipaddress.IPv4Network
-    taken: set[ipaddress.IPv4Address] = field(default_factory=set)
-
-    def take(self, wanted: ipaddress.IPv4Address | None = None) -> ipaddress.IPv4Address:
-        if wanted is not None and wanted in self.cidr and wanted not in self.taken and \
-                wanted not in (self.cidr.network_address, self.cidr.network_address + 1,
-                               self.cidr.broadcast_address):
-            self.taken.add(wanted)
-            return wanted
-        for ip in self.cidr.hosts():
-            if ip != self.cidr.network_address + 1 and ip not in self.taken:
-                self.taken.add(ip)
-                return ip
-        raise ClusterIPError(f"the pod CIDR {self.cidr} of this node is full")
-
-    def release(self, ip: ipaddress.IPv4Address) -> None:
-        self.taken.discard(ip)
 
 
 class NodeAgent:
