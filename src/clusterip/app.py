@@ -22,10 +22,10 @@ import os
 import random
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -73,6 +73,7 @@ class AppConfig:
     service_cidr: str = "10.96.0.0/12"
     store_url: str = ""
     verbose: bool = False
+    loop: str = "auto"  # auto (uvloop when installed), uvloop, asyncio
     apply: tuple[str, ...] = ()
     node: bool = False  # run a node agent in this process (`up`)
     netns: str | None = None  # the node's network namespace (created if missing); None: host
@@ -308,7 +309,24 @@ def run(config: AppConfig) -> None:
         level=logging.DEBUG if config.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(_main(config))
+    _loop_runner(config.loop)(_main(config))
+
+
+def _loop_runner(choice: str) -> Callable[[Coroutine[Any, Any, None]], None]:
+    """`uvloop.run` (never `uvloop.install`: nothing else's loop policy changes) for "uvloop", and
+    for "auto" when uvloop is installed; `asyncio.run` otherwise. uvloop answers DNS about 1.2x
+    faster here; everything the node does with netlink runs in threads, off the loop, because
+    pyroute2's asyncio netlink does not work on uvloop."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise BadInput("--loop uvloop: uvloop is not installed") from None
+        else:
+            log.debug("event loop: uvloop")
+            return uvloop.run
+    return asyncio.run
 
 
 async def _main(config: AppConfig) -> None:

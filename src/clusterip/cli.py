@@ -89,6 +89,9 @@ def _server_options(f: Any) -> Any:
     f = click.option("--store", "store_url", default="", metavar="URL",
                      help="Store: empty for SQLite in the data directory, or memory://.")(f)
     f = click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")(f)
+    f = click.option("--loop", type=click.Choice(["auto", "uvloop", "asyncio"]), default="auto",
+                     show_default=True,
+                     help="Event loop: uvloop when installed (auto), or asyncio.")(f)
     f = click.option("--apply", "apply_paths", multiple=True, type=click.Path(exists=True),
                      help="Manifest file or folder to create at start (objects that exist are "
                      "left alone). May be given more than once.")(f)
@@ -96,9 +99,8 @@ def _server_options(f: Any) -> Any:
 
 
 def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
-                verbose: bool, apply_paths: tuple[str, ...], *, node: bool = False,
-                netns: str | None = None, dns_upstreams: tuple[str, ...] = (),
-                dns_listen: tuple[str, ...] = ()) -> None:
+                verbose: bool, loop: str, apply_paths: tuple[str, ...],
+                **node_options: Any) -> None:
     from clusterip.app import AppConfig, run
 
     host, _, port = listen.rpartition(":")
@@ -106,8 +108,7 @@ def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
         _fail(f"--listen: expected HOST:PORT, got {listen!r}", EXIT_BAD_INPUT)
     config = AppConfig(data_dir=data_dir, host=host, port=int(port),
                        service_cidr=service_cidr, store_url=store_url, verbose=verbose,
-                       apply=apply_paths, node=node, netns=netns,
-                       dns_upstreams=dns_upstreams, dns_listen=dns_listen)
+                       loop=loop, apply=apply_paths, **node_options)
     try:
         run(config)
     except ClusterIPError as exc:
@@ -117,9 +118,9 @@ def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
 @main.command()
 @_server_options
 def apiserver(data_dir: str, listen: str, service_cidr: str, store_url: str,
-              verbose: bool, apply_paths: tuple[str, ...]) -> None:
+              verbose: bool, loop: str, apply_paths: tuple[str, ...]) -> None:
     """Run the API server with its store and controllers (no node)."""
-    _run_server(data_dir, listen, service_cidr, store_url, verbose, apply_paths)
+    _run_server(data_dir, listen, service_cidr, store_url, verbose, loop, apply_paths)
 
 
 @main.command()
@@ -132,13 +133,13 @@ def apiserver(data_dir: str, listen: str, service_cidr: str, store_url: str,
               "resolv.conf). May be given more than once.")
 @click.option("--dns-listen", "dns_listen", multiple=True, metavar="HOST:PORT",
               help="Also serve the cluster DNS here, outside the node (e.g. 127.0.0.1:5353).")
-def up(data_dir: str, listen: str, service_cidr: str, store_url: str, verbose: bool,
+def up(data_dir: str, listen: str, service_cidr: str, store_url: str, verbose: bool, loop: str,
        apply_paths: tuple[str, ...], netns: str | None, dns_upstreams: tuple[str, ...],
        dns_listen: tuple[str, ...]) -> None:
     """Run everything in one process: API server, store, controllers and the node agent
     (pods, and the cluster DNS on 10.96.0.10:53 inside the node)."""
-    _run_server(data_dir, listen, service_cidr, store_url, verbose, apply_paths, node=True,
-                netns=netns, dns_upstreams=dns_upstreams, dns_listen=dns_listen)
+    _run_server(data_dir, listen, service_cidr, store_url, verbose, loop, apply_paths,
+                node=True, netns=netns, dns_upstreams=dns_upstreams, dns_listen=dns_listen)
 
 
 # --- apply ------------------------------------------------------------------------------------
