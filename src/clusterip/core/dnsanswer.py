@@ -625,12 +625,12 @@ class Responder:
         base = dns.name.Name(qname.labels[: len(qname.labels) - len(self._svc.labels) - 1])
         for suffix in (self._svc, self._zone, dns.name.root):
             candidate = base.concatenate(suffix)
-            cname = _cname(qname, candidate, self.view.ttl)
             result = self._resolve(candidate, qtype, limit)
             if isinstance(result, _Upstream):
+                cname = _cname(qname, candidate, self.view.ttl)
                 return _Upstream(result.name, [cname, *result.prefix], fallback=original)
             if result.rcode != dns.rcode.NXDOMAIN:
-                result.answer.insert(0, cname)
+                result.answer.insert(0, _cname(qname, candidate, self.view.ttl))
                 result.autopath = True
                 return result
         return original
