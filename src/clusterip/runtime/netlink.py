@@ -55,19 +55,22 @@ import ctypes
 import errno
 import ipaddress
 import os
+import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from pyroute2 import IPRoute, NetlinkError  # type: ignore[import-untyped]
 from pyroute2 import netns as _pr2_netns
 
 from clusterip.core.errors import ClusterIPError
+
+T = TypeVar("T")
 
 __all__ = [
     "NETNS_RUN_DIR",
@@ -88,6 +91,7 @@ _IFF_UP = 0x1
 _CLONE_NEWNET = 0x40000000
 _NETLINK_ROUTE = 0
 _NETLINK_BUFFER = 1 << 20  # what pyroute2 asks for on the sockets it makes itself
+_SCOPE_LINK = 253
 _DEFAULT_ROUTE_TABLE = 254  # RT_TABLE_MAIN
 _BRPORT_MODE_HAIRPIN = 1
 
@@ -206,16 +210,10 @@ def setns_thread(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def _rtnetlink_socket_in(netns: str) -> socket.socket:
-    """An rtnetlink socket that belongs to `netns`, made without forking.
-
-    A socket belongs for life to the namespace of the thread that created it, so a thread of its
-    own enters the namespace, creates the socket and ends (taking its membership with it).
-    pyroute2's ``IPRoute(netns=...)`` does the same in a forked child instead: 10-15 ms a call,
-    and a fork of a multi-threaded process.
-    """
+def _in_netns_thread(netns: str, fn: Callable[[], T]) -> T:
+    """`fn()` on a thread of its own that entered `netns` first (and ends with it)."""
     path = netns_path(netns)
-    made: list[socket.socket] = []
+    results: list[T] = []
     failed: list[BaseException] = []
 
     def run() -> None:
@@ -225,23 +223,62 @@ def _rtnetlink_socket_in(netns: str) -> socket.socket:
                 setns_thread(fd)
             finally:
                 os.close(fd)
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_ROUTE)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _NETLINK_BUFFER)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _NETLINK_BUFFER)
-            except BaseException:
-                sock.close()
-                raise
-            made.append(sock)
+            results.append(fn())
         except BaseException as e:  # handed to the calling thread
             failed.append(e)
 
-    thread = threading.Thread(target=run, name=f"rtnetlink-{netns}")
+    thread = threading.Thread(target=run, name=f"netns-{netns}")
     thread.start()
     thread.join()
     if failed:
         raise failed[0]
-    return made[0]
+    return results[0]
+
+
+def _rtnetlink_socket_in(netns: str) -> socket.socket:
+    """An rtnetlink socket that belongs to `netns`, made without forking.
+
+    A socket belongs for life to the namespace of the thread that created it, so a thread of its
+    own enters the namespace, creates the socket and ends (taking its membership with it).
+    pyroute2's ``IPRoute(netns=...)`` does the same in a forked child instead: 10-15 ms a call,
+    and a fork of a multi-threaded process.
+    """
+
+    def make() -> socket.socket:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_ROUTE)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _NETLINK_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _NETLINK_BUFFER)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    return _in_netns_thread(netns, make)
+
+
+def write_sysctl(netns: str | None, key: str, value: str) -> bool:
+    """Set the network sysctl `key` (``net/ipv4/ip_forward``) as `netns` sees it (None: this
+    process's namespace). /proc/sys/net resolves to the namespace of the thread that opens it.
+    False if the key does not exist there (e.g. ``net/bridge/...`` without br_netfilter).
+
+    Raises:
+        NetworkError: the namespace cannot be entered, or the write failed.
+    """
+    if not re.fullmatch(r"net/[a-z0-9_/.-]+", key) or ".." in key:
+        raise ValueError(f"not a network sysctl: {key!r}")
+    path = f"/proc/sys/{key}"
+
+    def write() -> bool:
+        try:
+            with open(path, "w", encoding="ascii") as f:
+                f.write(value)
+        except FileNotFoundError:
+            return False
+        return True
+
+    with _translated(f"set sysctl {key}={value}", netns):
+        return write() if netns is None else _in_netns_thread(netns, write)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -507,6 +544,26 @@ class Netlink:
         with self._t(op):
             self._ipr.route("replace", dst="0.0.0.0/0", gateway=str(gateway))
         if self.default_route() != gateway:
+            raise NetworkError(op, self.netns, None, "the kernel does not show the route")
+
+    def routes_via(self, name: str) -> list[ipaddress.IPv4Network]:
+        """The destinations of the main table's IPv4 routes out of interface `name` with no
+        gateway (link-scope routes)."""
+        link = self._require(name, f"dump routes via {name}")
+        found: list[ipaddress.IPv4Network] = []
+        with self._t("dump routes"):
+            for msg in self._ipr.route("dump", family=socket.AF_INET, table=_DEFAULT_ROUTE_TABLE):
+                if msg.get("oif") == link.index and not msg.get("gateway") and msg.get("dst"):
+                    found.append(ipaddress.IPv4Network(f"{msg.get('dst')}/{msg['dst_len']}"))
+        return found
+
+    def add_route(self, network: ipaddress.IPv4Network, name: str) -> None:
+        """Route `network` out of interface `name` (link scope, no gateway); present is fine."""
+        op = f"add route {network} dev {name}"
+        link = self._require(name, op)
+        with self._t(op):
+            self._ipr.route("replace", dst=str(network), oif=link.index, scope=_SCOPE_LINK)
+        if network not in self.routes_via(name):
             raise NetworkError(op, self.netns, None, "the kernel does not show the route")
 
     def delete_link(self, name: str) -> bool:

@@ -98,7 +98,8 @@ class NetnsSockets:
 
     # -- the event loop's side -----------------------------------------------------------------
 
-    async def _run(self, fn: Callable[[], _T]) -> _T:
+    async def run(self, fn: Callable[[], _T]) -> _T:
+        """`fn()` on the namespace thread (on the caller's loop for `netns=None`)."""
         if self._executor is None:
             return fn()
         loop = asyncio.get_running_loop()
@@ -119,7 +120,7 @@ class NetnsSockets:
             sock.setblocking(False)
             return sock
 
-        return await self._run(make)
+        return await self.run(make)
 
     async def open_connection(
         self, host: str, port: int, timeout: float

@@ -138,6 +138,9 @@ class NetnsPodNetwork:
             is this node's to adopt or delete, so it must be unique to the node.
         local_addresses: addresses the node itself serves (the cluster DNS 10.96.0.10/32), put
             on its loopback so that pods reach them through their default route.
+        service_cidr: in a node namespace (not the host's), routed out of the bridge, so that
+            the node's own connections to a ClusterIP find a route before the proxy's DNAT (the
+            route lookup comes first; a real host has its default route for that).
     """
 
     def __init__(
@@ -148,7 +151,9 @@ class NetnsPodNetwork:
         pod_cidr: str = "10.244.0.0/24",
         prefix: str,
         local_addresses: Sequence[str] = (),
+        service_cidr: str | None = None,
     ) -> None:
+        self.service_cidr = ipaddress.IPv4Network(service_cidr) if service_cidr else None
         self.local_addresses = tuple(ipaddress.IPv4Interface(a) for a in local_addresses)
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", prefix):
             raise ValueError(f"bad pod namespace prefix {prefix!r}")
@@ -210,6 +215,14 @@ class NetnsPodNetwork:
     async def teardown_node(self, *, remove_namespace: bool = False) -> None:
         await asyncio.to_thread(self._teardown_node, remove_namespace)
 
+    async def add_local_address(self, ip: str) -> None:
+        """Put `ip`/32 on the node's loopback (a ClusterIP the userspace proxy listens on)."""
+        await asyncio.to_thread(self._on_loopback, "add", ip)
+
+    async def remove_local_address(self, ip: str) -> None:
+        """Take `ip`/32 off the node's loopback; absent is fine."""
+        await asyncio.to_thread(self._on_loopback, "remove", ip)
+
     # -- the work, in a worker thread --------------------------------------------------------
 
     def _locked(self, netns: str, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
@@ -227,6 +240,21 @@ class NetnsPodNetwork:
                 node.create_bridge(self.bridge)
                 node.add_address(self.bridge, self.gateway)
                 node.set_up(self.bridge)
+                if self.node_netns is not None and self.service_cidr is not None:
+                    node.add_route(self.service_cidr, self.bridge)
+            if self.node_netns is not None:
+                # The node routes between its pods and the service proxy's DNAT; replies of
+                # a pod to a pod on the same bridge must pass conntrack to be un-NATed.
+                netlink.write_sysctl(self.node_netns, "net/ipv4/ip_forward", "1")
+                netlink.write_sysctl(self.node_netns, "net/bridge/bridge-nf-call-iptables", "1")
+
+    def _on_loopback(self, action: str, ip: str) -> None:
+        address = ipaddress.IPv4Interface(f"{ip}/32")
+        with self._node_lock, Netlink(self.node_netns) as node:
+            if action == "add":
+                node.add_address("lo", address)
+            else:
+                node.delete_address("lo", address)
 
     def _setup_pod(self, pod_id: str, ip: ipaddress.IPv4Address, resolv_conf: str) -> PodNet:
         netns = self.pod_netns(pod_id)
