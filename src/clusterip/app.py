@@ -25,7 +25,7 @@ import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
 
@@ -38,7 +38,7 @@ from clusterip.control.ipalloc_repair import repair
 from clusterip.control.scheduler import Scheduler
 from clusterip.core import codec
 from clusterip.core import model as m
-from clusterip.core.errors import AlreadyExists, BadInput
+from clusterip.core.errors import AlreadyExists, BadInput, ClusterIPError
 from clusterip.core.ipalloc import ServiceRange
 from clusterip.core.projections import PodSlimmer
 from clusterip.registry.ipalloc import ClusterIPAllocator
@@ -49,8 +49,10 @@ from clusterip.store.memory import MemoryStore
 from clusterip.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
+    from clusterip.core.nftrules import ProxyConfig
     from clusterip.dnsserver.cache import DnsCache
     from clusterip.dnsserver.forward import Forwarder
+    from clusterip.proxy.controller import ProxyController
     from clusterip.runtime.agent import NodeAgent
     from clusterip.runtime.nssocket import NetnsSockets
     from clusterip.runtime.podnet import NetnsPodNetwork
@@ -82,6 +84,8 @@ class AppConfig:
     cluster_dns: str = "10.96.0.10"
     dns_upstreams: tuple[str, ...] = ()  # HOST:PORT; empty: the host's resolv.conf
     dns_listen: tuple[str, ...] = ()  # extra HOST:PORT listeners, outside the node
+    proxy_mode: str = "auto"  # auto (nftables when it can be programmed), nftables, userspace
+    cluster_cidr: str = "10.244.0.0/16"  # every node's pod CIDR is inside it
 
 
 async def open_store(config: AppConfig) -> Store:
@@ -156,6 +160,7 @@ async def serve(
                 tasks.create_task(node.agent.run())
                 tasks.create_task(node.dns.run())
                 tasks.create_task(node.serve_dns())
+                tasks.create_task(node.run_proxy())
             await endpoints.synced()
             await deployments.synced()
             await scheduler.synced()
@@ -184,6 +189,10 @@ class _Node:
     forwarder: Forwarder
     cluster_dns: str
     dns_listen: tuple[str, ...]
+    proxy: ProxyController
+    proxy_mode: str
+    proxy_config: ProxyConfig
+    proxy_close: Callable[[], Awaitable[None]] | None = None
 
     async def serve_dns(self) -> None:
         """The cluster DNS on `cluster_dns`:53 inside the node (node-local: no DNAT between a
@@ -207,20 +216,75 @@ class _Node:
         await serve_dns(self.dns.current, self.forwarder, udp_sockets=udps, tcp_sockets=tcps,
                         ready=lambda bound: log.info("cluster DNS serving on %s", bound))
 
+    async def run_proxy(self) -> NoReturn:
+        """The service proxy in the mode `--proxy-mode` asks for; "auto" is nftables when this
+        process can program it in the node's namespace, else userspace (said in the log)."""
+        from clusterip.proxy.nftables import (
+            LibNftables,
+            NetlinkConntrack,
+            NftablesProxier,
+            NftCommand,
+            probe,
+        )
+        from clusterip.proxy.userspace import UserspaceProxier
+
+        await self.network.ensure_node()
+        if self.proxy_mode in ("auto", "nftables"):
+            nft = (LibNftables(self.sockets) if LibNftables.available()
+                   else NftCommand(self.network.node_netns))
+            why_not = await probe(nft, self.proxy_config.table)
+            if why_not is None:
+                proxier = NftablesProxier(nft, NetlinkConntrack(self.sockets), self.proxy_config)
+                self.proxy_close = proxier.close
+                log.info("service proxy: nftables mode (%s)", type(nft).__name__)
+                await self.proxy.run(proxier)
+            if self.proxy_mode == "nftables":
+                raise ClusterIPError(f"--proxy-mode nftables: cannot program nftables: {why_not}")
+            log.warning("service proxy: nftables cannot be programmed here (%s); "
+                        "falling back to userspace mode", why_not)
+        userspace = UserspaceProxier(
+            self.sockets, _Loopback(self.network), node=self.proxy_config.node,
+            # internal only: pods, and the node itself (its connections to a VIP on its
+            # loopback come from that VIP, or from 127.0.0.1)
+            clients=[*self.proxy_config.pod_cidrs, *self.proxy_config.service_cidrs,
+                     "127.0.0.0/8"])
+        log.info("service proxy: userspace mode")
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(userspace.run())
+            tasks.create_task(self.proxy.run(userspace))
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def close(self) -> None:
         """On a clean stop: every pod of the node is gone (the runtimes' own cleanup, when the
         task group was cancelled), then the node's namespace, which `--netns` hands to clusterip
         (also when an earlier run made it and was killed)."""
+        if self.proxy_close is not None:
+            await self.proxy_close()
         await self.network.teardown_node(remove_namespace=True)
         self.sockets.close()
+
+
+@dataclass
+class _Loopback:
+    """The userspace proxy's ClusterIPs on the node's loopback."""
+
+    network: NetnsPodNetwork
+
+    async def add(self, ip: str) -> None:
+        await self.network.add_local_address(ip)
+
+    async def remove(self, ip: str) -> None:
+        await self.network.remove_local_address(ip)
 
 
 def _node(config: AppConfig, registry: Registry, informers: InformerFactory, clock: Clock
           ) -> _Node:
     """The node agent and its kernel-facing parts (imported here: only `up` runs a node, and
     `apiserver` need not load pyroute2)."""
+    from clusterip.core.nftrules import ProxyConfig
     from clusterip.dnsserver.cache import DnsCache
     from clusterip.dnsserver.forward import UpstreamForwarder, upstreams_from_resolv_conf
+    from clusterip.proxy.controller import ProxyController
     from clusterip.runtime.agent import AgentConfig, NodeAgent
     from clusterip.runtime.containers import RealProcessRunner
     from clusterip.runtime.nssocket import NetnsSockets
@@ -228,7 +292,8 @@ def _node(config: AppConfig, registry: Registry, informers: InformerFactory, clo
 
     prefix = f"{config.netns or 'clusterip'}-pod"
     network = NetnsPodNetwork(config.netns, pod_cidr=config.pod_cidr, prefix=prefix,
-                              local_addresses=[f"{config.cluster_dns}/32"])
+                              local_addresses=[f"{config.cluster_dns}/32"],
+                              service_cidr=config.service_cidr)
     sockets = NetnsSockets(config.netns)
     agent = NodeAgent(
         registry, network, RealProcessRunner(), sockets.open_connection,
@@ -243,8 +308,12 @@ def _node(config: AppConfig, registry: Registry, informers: InformerFactory, clo
         upstreams = upstreams_from_resolv_conf(
             Path("/etc/resolv.conf").read_text(encoding="utf-8"), exclude={config.cluster_dns})
     dns = DnsCache(informers, dns_ips=(config.cluster_dns,))
+    local_ips = frozenset({config.cluster_dns})
+    proxy = ProxyController(informers, local_ips=local_ips)
+    proxy_config = ProxyConfig(node=config.node_name, service_cidrs=(config.service_cidr,),
+                               pod_cidrs=(config.cluster_cidr,), local_ips=local_ips)
     return _Node(agent, network, sockets, dns, UpstreamForwarder(upstreams), config.cluster_dns,
-                 config.dns_listen)
+                 config.dns_listen, proxy, config.proxy_mode, proxy_config)
 
 
 def _host_port(text: str, flag: str) -> tuple[str, int]:

@@ -133,13 +133,18 @@ def apiserver(data_dir: str, listen: str, service_cidr: str, store_url: str,
               "resolv.conf). May be given more than once.")
 @click.option("--dns-listen", "dns_listen", multiple=True, metavar="HOST:PORT",
               help="Also serve the cluster DNS here, outside the node (e.g. 127.0.0.1:5353).")
+@click.option("--proxy-mode", type=click.Choice(["auto", "nftables", "userspace"]),
+              default="auto", show_default=True,
+              help="The service proxy: nftables rules in the kernel, or userspace relays; auto "
+              "is nftables when the process can program it (root, nft), else userspace.")
 def up(data_dir: str, listen: str, service_cidr: str, store_url: str, verbose: bool, loop: str,
        apply_paths: tuple[str, ...], netns: str | None, dns_upstreams: tuple[str, ...],
-       dns_listen: tuple[str, ...]) -> None:
+       dns_listen: tuple[str, ...], proxy_mode: str) -> None:
     """Run everything in one process: API server, store, controllers and the node agent
-    (pods, and the cluster DNS on 10.96.0.10:53 inside the node)."""
+    (pods, the cluster DNS on 10.96.0.10:53 inside the node, the service proxy)."""
     _run_server(data_dir, listen, service_cidr, store_url, verbose, loop, apply_paths,
-                node=True, netns=netns, dns_upstreams=dns_upstreams, dns_listen=dns_listen)
+                node=True, netns=netns, dns_upstreams=dns_upstreams, dns_listen=dns_listen,
+                proxy_mode=proxy_mode)
 
 
 # --- apply ------------------------------------------------------------------------------------

@@ -72,7 +72,9 @@ def _remove_namespaces(names: list[str]) -> None:
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Iterator[Node]:
+def node(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Node]:
+    """A running `clusterip up --netns cipt-<random>`; parametrize it indirectly with a proxy
+    mode ("nftables", "userspace") to choose `--proxy-mode` (default: auto)."""
     if os.geteuid() != 0:
         pytest.skip("needs root: network namespaces")
     netns = f"cipt-{secrets.token_hex(3)}"
@@ -84,7 +86,8 @@ def node(tmp_path: Path) -> Iterator[Node]:
                            command=("up", "--netns", netns,
                                     # never the host's resolver: a closed loopback port
                                     "--dns-upstream", "127.0.0.1:1",
-                                    "--dns-listen", f"127.0.0.1:{dns_port}"))
+                                    "--dns-listen", f"127.0.0.1:{dns_port}",
+                                    "--proxy-mode", getattr(request, "param", "auto")))
     try:
         server.start()
         yield Node(server, netns, state, dns=("127.0.0.1", dns_port))

@@ -222,6 +222,37 @@ async def test_pods_get_namespaces_addresses_and_reach_each_other_and_the_gatewa
 
 @pytest.mark.root
 @requires_root
+async def test_the_bridge_keeps_its_mac_when_pods_come_and_go(
+    network: NetnsPodNetwork, node_netns: str
+) -> None:
+    # A bridge without a MAC of its own takes its lowest port's, and changes it when that pod
+    # goes: the other pods' ARP entries for the gateway would then point nowhere.
+    def bridge_mac() -> str | None:
+        found = link(node_netns, "cbr0")
+        return found.mac if found else None
+
+    before = await asyncio.to_thread(bridge_mac)
+    assert before == "02:c1:0a:f4:00:01"  # locally administered, from the gateway's IP
+    pods = [await network.setup_pod(new_pod_id(), ip(2 + i), RESOLV_CONF) for i in range(3)]
+    for pod in pods:
+        await network.teardown_pod(pod.netns)
+        assert await asyncio.to_thread(bridge_mac) == before
+
+
+@pytest.mark.root
+@requires_root
+async def test_the_node_routes_and_sends_no_redirects(
+    network: NetnsPodNetwork, node_netns: str
+) -> None:
+    settings = {key: exec_in(node_netns, "sysctl", "-n", key.replace("/", ".")).strip()
+                for key in ("net/ipv4/ip_forward", "net/ipv4/conf/all/send_redirects",
+                            "net/ipv4/conf/cbr0/send_redirects")}
+    assert settings == {"net/ipv4/ip_forward": "1", "net/ipv4/conf/all/send_redirects": "0",
+                        "net/ipv4/conf/cbr0/send_redirects": "0"}
+
+
+@pytest.mark.root
+@requires_root
 async def test_resolv_conf_is_what_processes_in_the_pod_see(network: NetnsPodNetwork) -> None:
     pod = await network.setup_pod(new_pod_id(), ip(2), RESOLV_CONF)
     assert await asyncio.to_thread(exec_in, pod.netns, "cat", "/etc/resolv.conf") == RESOLV_CONF

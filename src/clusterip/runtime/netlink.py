@@ -293,6 +293,7 @@ class Link:
         master: ifindex of the bridge it is attached to, if any.
         peer_index: IFLA_LINK; for a veth, the peer's ifindex *in the peer's namespace*.
         alias: IFLA_IFALIAS, a free-text label (we record the pod namespace on host veths).
+        mac: IFLA_ADDRESS, lower-case ``aa:bb:cc:dd:ee:ff`` (None for devices without one).
     """
 
     index: int
@@ -302,6 +303,7 @@ class Link:
     master: int | None
     peer_index: int | None
     alias: str | None
+    mac: str | None = None
 
 
 def _opt_int(value: Any) -> int | None:
@@ -319,6 +321,7 @@ def _to_link(msg: Any) -> Link:
         master=_opt_int(msg.get("master")),
         peer_index=_opt_int(msg.get("link")),
         alias=str(alias) if alias else None,
+        mac=str(msg.get("address")).lower() if msg.get("address") else None,
     )
 
 
@@ -441,6 +444,18 @@ class Netlink:
         if found.kind != "bridge":
             raise NetworkError(op, self.netns, errno.EEXIST, f"{name} exists and is a {found.kind}")
         return found
+
+    def set_mac(self, name: str, mac: str) -> None:
+        """Give interface `name` the MAC address `mac` (``02:..``); already so is fine."""
+        op = f"set address {mac} on {name}"
+        mac = mac.lower()
+        link = self._require(name, op)
+        if link.mac == mac:
+            return
+        with self._t(op):
+            self._ipr.link("set", index=link.index, address=mac)
+        if self._require(name, op).mac != mac:
+            raise NetworkError(op, self.netns, None, "the kernel does not show the address")
 
     def create_veth(self, name: str, *, peer: str, peer_netns: str) -> Link:
         """Create veth pair `name` (here) <-> `peer` (created directly inside `peer_netns`).

@@ -126,6 +126,20 @@ class PodNetwork(Protocol):
         ...
 
 
+# The kernel settings of a node namespace (a host node is the administrator's to configure).
+_NODE_SYSCTLS = (
+    # the node routes between its pods and through the service proxy's DNAT
+    ("net/ipv4/ip_forward", "1"),
+    # a pod's reply to a pod on the same bridge must pass conntrack to be un-NATed
+    ("net/bridge/bridge-nf-call-iptables", "1"),
+    # pod -> ClusterIP -> pod goes back out of the bridge it came in on: an ICMP redirect would
+    # send the pod straight to the other pod's MAC for the ClusterIP (which that pod drops), and
+    # spends the per-destination ICMP rate limit that REJECT's port-unreachable needs
+    ("net/ipv4/conf/all/send_redirects", "0"),
+    ("net/ipv4/conf/{bridge}/send_redirects", "0"),
+)
+
+
 class NetnsPodNetwork:
     """Pods in network namespaces attached to a bridge in the node's namespace.
 
@@ -238,15 +252,18 @@ class NetnsPodNetwork:
                 for address in self.local_addresses:
                     node.add_address("lo", address)
                 node.create_bridge(self.bridge)
+                # A bridge without a MAC of its own takes the lowest of its ports' and changes
+                # it when that pod goes: every other pod's ARP entry for the gateway would then
+                # point at a MAC the bridge forwards instead of receiving, for ~30 s. A fixed,
+                # locally administered MAC from the gateway's IP (unique per node) prevents it.
+                node.set_mac(self.bridge, _gateway_mac(self.gateway.ip))
                 node.add_address(self.bridge, self.gateway)
                 node.set_up(self.bridge)
                 if self.node_netns is not None and self.service_cidr is not None:
                     node.add_route(self.service_cidr, self.bridge)
             if self.node_netns is not None:
-                # The node routes between its pods and the service proxy's DNAT; replies of
-                # a pod to a pod on the same bridge must pass conntrack to be un-NATed.
-                netlink.write_sysctl(self.node_netns, "net/ipv4/ip_forward", "1")
-                netlink.write_sysctl(self.node_netns, "net/bridge/bridge-nf-call-iptables", "1")
+                for key, value in _NODE_SYSCTLS:
+                    netlink.write_sysctl(self.node_netns, key.format(bridge=self.bridge), value)
 
     def _on_loopback(self, action: str, ip: str) -> None:
         address = ipaddress.IPv4Interface(f"{ip}/32")
@@ -348,6 +365,11 @@ class NetnsPodNetwork:
             if self.node_netns is not None and (self._created_node or remove_namespace):
                 netlink.delete_netns(self.node_netns)
                 self._created_node = False
+
+
+def _gateway_mac(gateway: ipaddress.IPv4Address) -> str:
+    """``02:c1:`` (locally administered, unicast) and the gateway's four bytes."""
+    return ":".join(f"{b:02x}" for b in (0x02, 0xC1, *gateway.packed))
 
 
 def _write_resolv_conf(netns: str, text: str) -> None:
