@@ -9,7 +9,7 @@ APT_PACKAGES=(
     iproute2 nftables                  # network namespaces, veth, bridges; the kernel proxy
     dnsutils curl                      # dig and curl: the real clients the tests use
     dnsperf unbound                    # the DNS benchmark and its reference server
-    wrk haproxy iperf3                 # the proxy benchmarks and their reference proxy
+    wrk haproxy iperf3 nginx-light     # the proxy benchmarks: load, reference proxy, server
     etcd-server                        # the distributed store (multi-node mode and its tests)
     sqlite3                            # to look inside the embedded store by hand
 )
