@@ -21,8 +21,6 @@ so no test imports this module by name.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -34,43 +32,6 @@ from clusterip.core.model import KubeObject
 from clusterip.registry.objects import ObjectEvent, ObjectStore
 from clusterip.store.memory import MemoryStore
 from clusterip.testing.clock import FakeClock
-
-
-async def _eventually(
-    predicate: Callable[[], Any], timeout: float = 2.0, *, message: str = ""
-) -> Any:
-    """Wait until `predicate()` (awaited if it returns an awaitable) is truthy; return it."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    value: Any = None
-    while True:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() >= deadline:
-            raise AssertionError(
-                f"condition not met within {timeout}s{': ' + message if message else ''} "
-                f"(last value: {value!r})"
-            )
-        await asyncio.sleep(0.001)
-
-
-@contextlib.asynccontextmanager
-async def _running(*runs: Callable[[], Awaitable[None]]) -> AsyncIterator[list[asyncio.Task[None]]]:
-    """Run `run()` coroutines for the duration of the block; cancel and await them after."""
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(_wrap(run)) for run in runs]
-        try:
-            yield tasks
-        finally:
-            for task in tasks:
-                task.cancel()
-
-
-async def _wrap(run: Callable[[], Awaitable[None]]) -> None:
-    await run()
 
 
 async def _settled(
@@ -88,16 +49,6 @@ async def _settled(
         if want != have:
             return False
     return True
-
-
-@pytest.fixture
-def eventually() -> Callable[..., Awaitable[Any]]:
-    return _eventually
-
-
-@pytest.fixture
-def running() -> Callable[..., contextlib.AbstractAsyncContextManager[list[asyncio.Task[None]]]]:
-    return _running
 
 
 @pytest.fixture

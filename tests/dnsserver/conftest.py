@@ -13,12 +13,8 @@ Everything here talks to loopback only, on ports the fixtures bind themselves (p
   `async with` and gives the port; the task is cancelled after, pass or fail.
 - `dig(port, name, type, *options)` runs the real `dig` (as a subprocess, without blocking the
   loop the server runs on) with `+tries=1 +time=2` and returns a parsed `DigResult`.
-- `eventually(predicate, timeout)` and `running(*runs)` as in tests/control.
-
-`LOOPS` are the event loops a module can run its tests on: asyncio, and uvloop too when it is
-installed (through anyio's loop factory, never `uvloop.install()`). A module that sets
-`BOTH_LOOPS = True` (test_server.py, test_forward.py) gets `anyio_backend` parametrized by it;
-the rest run on asyncio.
+- `eventually(predicate, timeout)`, `running(*runs)` and `BOTH_LOOPS` (test_server.py,
+  test_forward.py run on asyncio and uvloop) come from tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -26,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import inspect
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -57,16 +52,6 @@ def _load(name: str) -> ModuleType:
 
 _CLUSTER = _load("cluster_fixture")
 
-LOOPS: list[Any] = [pytest.param("asyncio", id="asyncio")]
-if importlib.util.find_spec("uvloop") is not None:
-    LOOPS.append(pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"))
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Modules with `BOTH_LOOPS = True` run each async test on every loop of `LOOPS`."""
-    if getattr(metafunc.module, "BOTH_LOOPS", False) and "anyio_backend" in metafunc.fixturenames:
-        metafunc.parametrize("anyio_backend", LOOPS)
-
 
 @pytest.fixture
 def cluster() -> ModuleType:
@@ -74,47 +59,6 @@ def cluster() -> ModuleType:
 
 
 # --- waiting and running -------------------------------------------------------------------------
-
-
-async def _eventually(
-    predicate: Callable[[], Any], timeout: float = 2.0, *, interval: float = 0.001
-) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() >= deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
-        await asyncio.sleep(interval)
-
-
-@contextlib.asynccontextmanager
-async def _running(*runs: Callable[[], Awaitable[Any]]) -> AsyncIterator[None]:
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(_await(run)) for run in runs]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-
-
-async def _await(run: Callable[[], Awaitable[Any]]) -> None:
-    await run()
-
-
-@pytest.fixture
-def eventually() -> Callable[..., Awaitable[Any]]:
-    return _eventually
-
-
-@pytest.fixture
-def running() -> Callable[..., contextlib.AbstractAsyncContextManager[None]]:
-    return _running
 
 
 # --- the server ----------------------------------------------------------------------------------

@@ -29,13 +29,8 @@ Servers (async context managers, returned by fixtures so tests need not import t
   would), and `.resync()` syncs it again in full. The proxier is cancelled after the block,
   pass or fail, and awaited.
 
-Helpers: `eventually(predicate, timeout)` waits for a (sync or async) predicate, polling with
-1 ms awaits, and fails with the last value seen; `fd_count()` and `pipe_count()` count this
-process's open descriptors.
-
-`LOOPS` are the event loops a module runs on: asyncio, and uvloop too when installed (through
-anyio's loop factory, never ``uvloop.install()``). A module that sets `BOTH_LOOPS = True` gets
-`anyio_backend` parametrized by it; the rest run on asyncio.
+Helpers: `fd_count()` and `pipe_count()` count this process's open descriptors.
+`eventually`, `running` and `BOTH_LOOPS` (asyncio and uvloop) come from tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -43,11 +38,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import importlib.util
-import inspect
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,37 +49,7 @@ import pytest
 from clusterip.core.servicemap import Endpoint, ServicePort, ServicePortName, Snapshot
 from clusterip.proxy.userspace import UserspaceProxier
 
-LOOPS: list[Any] = [pytest.param("asyncio", id="asyncio")]
-if importlib.util.find_spec("uvloop") is not None:
-    LOOPS.append(pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"))
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Modules with `BOTH_LOOPS = True` run each async test on every loop of `LOOPS`."""
-    if getattr(metafunc.module, "BOTH_LOOPS", False) and "anyio_backend" in metafunc.fixturenames:
-        metafunc.parametrize("anyio_backend", LOOPS)
-
-
 # --- waiting and counting -------------------------------------------------------------------
-
-
-async def _eventually(predicate: Callable[[], Any], timeout: float = 2.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() >= deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
-        await asyncio.sleep(0.001)
-
-
-@pytest.fixture
-def eventually() -> Callable[..., Awaitable[Any]]:
-    return _eventually
 
 
 def _links() -> list[str]:

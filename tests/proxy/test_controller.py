@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import msgspec
 import pytest
@@ -20,6 +21,7 @@ from clusterip.testing.builders import make_endpoint_slice, make_service, port
 pytestmark = pytest.mark.anyio
 
 WEB = ServicePortName("default", "web", "http", "TCP")
+Eventually = Callable[..., Awaitable[Any]]
 
 
 class RecordingProxier:
@@ -45,12 +47,6 @@ def web_slice(*ips: str) -> m.EndpointSlice:
                                ports=[m.EndpointPort(name="http", protocol="TCP", port=8080)])
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
-
-
 @contextlib.asynccontextmanager
 async def controller_running(objects: ObjectStore, proxier: RecordingProxier
                              ) -> AsyncIterator[ProxyController]:
@@ -65,52 +61,58 @@ async def controller_running(objects: ObjectStore, proxier: RecordingProxier
                 task.cancel()
 
 
-async def test_the_first_sync_holds_everything_listed(objects: ObjectStore) -> None:
+async def test_the_first_sync_holds_everything_listed(
+    objects: ObjectStore, eventually: Eventually
+) -> None:
     await objects.create(web())
     await objects.create(web_slice("10.244.0.2", "10.244.0.3"))
     proxier = RecordingProxier()
     async with controller_running(objects, proxier) as controller:
-        await until(lambda: bool(proxier.snapshots))
+        await eventually(lambda: bool(proxier.snapshots))
         first = proxier.snapshots[0]
         assert first.changed == {WEB}
         assert [e.ip for e in first.ports[WEB].endpoints] == ["10.244.0.2", "10.244.0.3"]
         assert controller.synced.is_set()
 
 
-async def test_an_empty_cluster_still_gets_a_first_sync(objects: ObjectStore) -> None:
+async def test_an_empty_cluster_still_gets_a_first_sync(
+    objects: ObjectStore, eventually: Eventually
+) -> None:
     proxier = RecordingProxier()
     async with controller_running(objects, proxier):
-        await until(lambda: bool(proxier.snapshots))
+        await eventually(lambda: bool(proxier.snapshots))
         assert proxier.snapshots[0].ports == {}
 
 
 async def test_endpoint_changes_reach_the_proxier_and_status_writes_do_not(
-    objects: ObjectStore,
+    objects: ObjectStore, eventually: Eventually
 ) -> None:
     created = await objects.create(web())
     await objects.create(web_slice("10.244.0.2"))
     proxier = RecordingProxier()
     async with controller_running(objects, proxier) as controller:
-        await until(lambda: bool(proxier.snapshots))
+        await eventually(lambda: bool(proxier.snapshots))
         current = await objects.get(m.EndpointSlice, "default", "web-abc")
         await objects.update(msgspec.structs.replace(current, endpoints=web_slice(
             "10.244.0.9").endpoints))
-        await until(lambda: len(proxier.snapshots) == 2)
+        await eventually(lambda: len(proxier.snapshots) == 2)
         assert proxier.snapshots[1].changed == {WEB}
         assert [e.ip for e in proxier.snapshots[1].ports[WEB].endpoints] == ["10.244.0.9"]
         assert len(controller.latencies) == 2
 
         await objects.update(msgspec.structs.replace(created, status=m.ServiceStatus()))
         await objects.create(make_service("other", cluster_ip="10.96.0.21"))  # a marker
-        await until(lambda: len(proxier.snapshots) == 3)
+        await eventually(lambda: len(proxier.snapshots) == 3)
         assert {n.name for n in proxier.snapshots[2].changed} == {"other"}
 
 
-async def test_a_failed_sync_is_retried_in_full(objects: ObjectStore) -> None:
+async def test_a_failed_sync_is_retried_in_full(
+    objects: ObjectStore, eventually: Eventually
+) -> None:
     await objects.create(web())
     proxier = RecordingProxier()
     proxier.failures = 2
     async with controller_running(objects, proxier) as controller:
-        await until(lambda: bool(proxier.snapshots), timeout=5)
+        await eventually(lambda: bool(proxier.snapshots), timeout=5)
         assert controller.failures == 2
         assert proxier.snapshots[0].changed == {WEB}  # the retry is a full one
