@@ -4,7 +4,8 @@ Covered: the name helpers (canonical_ip, dashed, reverse_name); ClusterIP servic
 no IP yet, SRV per named port); headless services (ready rules, nil ready, serving and
 terminating ignored, publishNotReadyAddresses, hostnames, duplicates across slices, dual-stack
 hostnames, FQDN slices, per-slice ports); ExternalName targets; pods (finished, host network,
-ambiguous IPs, IPv6 spellings); empty non-terminals; bad names skipped; argument checks.
+ambiguous IPs, IPv6 spellings); a name several services give records; empty non-terminals; bad
+names skipped; argument checks. Views kept up to date change by change: test_dnsview_incremental.py.
 Answers built from the view are tested in test_dnsanswer.py.
 
 Conventions: zone ``cluster.local``; services in namespace ``ns``; endpoint IPs 10.3.0.0/16.
@@ -206,6 +207,14 @@ def test_pods() -> None:
     assert view.pod_key("blah", "ns") is None
     for ns in ("ns", "kube-system", "one", "two"):
         assert view.exists(f"{ns}.svc.{Z}") and view.exists(f"{ns}.pod.{Z}")
+
+
+def test_a_name_two_services_give_records_lists_both_in_key_order() -> None:
+    a = make_service("a", namespace="ns", cluster_ip="10.0.0.9")
+    b = make_service("b", namespace="ns", cluster_ip="10.0.0.9")  # an IP reused at once
+    for services in ([a, b], [b, a]):
+        records = build_view(services, [], []).records
+        assert records["9.0.0.10.in-addr.arpa."][PTR] == [f"a.ns.svc.{Z}", f"b.ns.svc.{Z}"]
 
 
 def test_fixed_names() -> None:
