@@ -2,7 +2,8 @@
 
     open store ─► ObjectStore ─► ClusterIPAllocator ─► Registry
                                                           │
-    API server (binds first, so the `kubernetes` Service knows its port)
+    API server (binds first, so the `kubernetes` Service knows its port; off loopback with
+    a token and TLS, see apiserver.credentials), then <data-dir>/kubeconfig for kubectl
     bootstrap: namespaces, ServiceCIDR, `kubernetes` and `kube-dns` Services
     repair pass (IPAddresses ⇄ Services), then every 3 minutes
     controllers: endpoints, deployments   ─► /readyz turns 200 once their caches synced
@@ -23,12 +24,13 @@ import random
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
 
+from clusterip.apiserver.credentials import Credentials, load_credentials, write_private
 from clusterip.apiserver.server import ApiServer, serve_api
 from clusterip.clock import Clock, SystemClock
 from clusterip.control.deployments import DeploymentController
@@ -36,7 +38,7 @@ from clusterip.control.endpoints import EndpointsController
 from clusterip.control.informer import InformerFactory
 from clusterip.control.ipalloc_repair import repair
 from clusterip.control.scheduler import Scheduler
-from clusterip.core import codec
+from clusterip.core import codec, kubeconfig
 from clusterip.core import model as m
 from clusterip.core.errors import AlreadyExists, BadInput, ClusterIPError
 from clusterip.core.ipalloc import ServiceRange
@@ -86,6 +88,7 @@ class AppConfig:
     dns_listen: tuple[str, ...] = ()  # extra HOST:PORT listeners, outside the node
     proxy_mode: str = "auto"  # auto (nftables when it can be programmed), nftables, userspace
     cluster_cidr: str = "10.244.0.0/16"  # every node's pod CIDR is inside it
+    auth: str = "auto"  # token and TLS: auto (off loopback), token (always)
 
 
 async def open_store(config: AppConfig) -> Store:
@@ -108,10 +111,10 @@ async def serve(
     config: AppConfig,
     *,
     clock: Clock | None = None,
-    ready: Callable[[str, int], None] = lambda host, port: None,
+    ready: Callable[[str], None] = lambda url: None,
 ) -> None:
-    """Run the control plane until cancelled. `ready(host, port)` once the API is bound and
-    the controllers have synced."""
+    """Run the control plane until cancelled. `ready(url)` once the API is bound and the
+    controllers have synced, with the API's URL."""
     clock = clock or SystemClock()
     ranges = [ServiceRange.parse(config.service_cidr)]
     rng = random.Random()
@@ -122,7 +125,11 @@ async def serve(
         registry = Registry(objects, allocator, service_cidrs=[r.cidr for r in ranges],
                             clock=clock, rng=rng)
         synced = asyncio.Event()
-        api = ApiServer(registry, ready=synced.is_set)
+        data_dir = Path(config.data_dir)
+        credentials = (load_credentials(data_dir, config.host)
+                       if kubeconfig.token_required(config.host, config.auth) else None)
+        api = ApiServer(registry, ready=synced.is_set,
+                        token=credentials.token if credentials else "")
         bound: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
 
         def api_bound(host: str, port: int) -> None:
@@ -141,8 +148,12 @@ async def serve(
         async with contextlib.AsyncExitStack() as cleanup, asyncio.TaskGroup() as tasks:
             if node is not None:
                 cleanup.push_async_callback(node.close)
-            tasks.create_task(serve_api(api, config.host, config.port, ready=api_bound))
+            tasks.create_task(serve_api(
+                api, config.host, config.port, ready=api_bound,
+                ssl_context=credentials.ssl_context if credentials else None))
             host, port = await bound
+            url = kubeconfig.client_url(host, port, tls=credentials is not None)
+            _write_kubeconfig(data_dir, url, credentials)
             await allocator.ensure_service_cidr()
             await registry.bootstrap(api_port=port)
             await _apply_files(registry, config.apply)
@@ -166,14 +177,16 @@ async def serve(
             await scheduler.synced()
             if node is not None:
                 await node.agent.synced()
+                await node.dns_bound.wait()  # ready means a pod's DNS answers
+                await node.proxy.synced.wait()  # and its ClusterIPs are served
             # The caches now hold most of what this process will keep: move them out of the
             # collector's reach, so that full collections do not walk 100,000 cached objects
             # (which showed as tens of milliseconds of tail latency on every write path).
             gc.collect()
             gc.freeze()
             synced.set()
-            log.info("clusterip API ready on http://%s:%d", host, port)
-            ready(host, port)
+            log.info("clusterip API ready on %s", url)
+            ready(url)
     finally:
         await store.close()
 
@@ -193,6 +206,7 @@ class _Node:
     proxy_mode: str
     proxy_config: ProxyConfig
     proxy_close: Callable[[], Awaitable[None]] | None = None
+    dns_bound: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def serve_dns(self) -> None:
         """The cluster DNS on `cluster_dns`:53 inside the node (node-local: no DNAT between a
@@ -214,7 +228,11 @@ class _Node:
             udps.append(extra_udp)
             tcps.append(extra_tcp)
         await serve_dns(self.dns.current, self.forwarder, udp_sockets=udps, tcp_sockets=tcps,
-                        ready=lambda bound: log.info("cluster DNS serving on %s", bound))
+                        ready=self._dns_serving)
+
+    def _dns_serving(self, bound: list[tuple[str, int]]) -> None:
+        log.info("cluster DNS serving on %s", bound)
+        self.dns_bound.set()
 
     async def run_proxy(self) -> NoReturn:
         """The service proxy in the mode `--proxy-mode` asks for; "auto" is nftables when this
@@ -316,6 +334,14 @@ def _node(config: AppConfig, registry: Registry, informers: InformerFactory, clo
                  config.dns_listen, proxy, config.proxy_mode, proxy_config)
 
 
+def _write_kubeconfig(data_dir: Path, server: str, credentials: Credentials | None) -> None:
+    path = data_dir / kubeconfig.KUBECONFIG_FILE
+    config = (kubeconfig.kubeconfig(server, credentials.token, credentials.ca_pem)
+              if credentials else kubeconfig.kubeconfig(server))
+    write_private(path, kubeconfig.render(config).encode())
+    log.info("kubeconfig for %s written to %s", server, path)
+
+
 def _host_port(text: str, flag: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
@@ -405,7 +431,7 @@ async def _main(config: AppConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, main.cancel)
     try:
-        await serve(config, ready=lambda h, p: print(
-            f"clusterip: API ready on http://{h}:{p}", flush=True))
+        await serve(config, ready=lambda url: print(f"clusterip: API ready on {url}",
+                                                   flush=True))
     except asyncio.CancelledError:
         log.info("stopped")

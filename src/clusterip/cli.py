@@ -6,10 +6,13 @@
     clusterip get KIND [NAME] [-n NS|-A] [-o wide|yaml|json|name] [-l SELECTOR]
     clusterip describe KIND NAME [-n NS]
     clusterip delete KIND NAME... [-n NS]  |  clusterip delete -f FILE
+    clusterip kubeconfig [--data-dir DIR] [--server URL]     a kubeconfig for kubectl
 
 The verbs find the server through `--server URL` or `CLUSTERIP_SERVER`
-(default http://127.0.0.1:7080). Exit codes: 0 ok, 1 an error from the server (or none
-reachable), 2 bad usage or bad input (a manifest that does not parse, or a 400/422 answer).
+(default http://127.0.0.1:7080); a server off loopback needs its token (`--token`,
+`CLUSTERIP_TOKEN`) and, for its https, its CA (`--certificate-authority`, `CLUSTERIP_CA`).
+Exit codes: 0 ok, 1 an error from the server (or none reachable), 2 bad usage or bad input (a
+manifest that does not parse, or a 400/422 answer).
 
 `apply` is client-side apply: the manifest is stored in the
 `kubectl.kubernetes.io/last-applied-configuration` annotation, and a later apply sends a merge
@@ -29,7 +32,7 @@ from typing import Any, NoReturn
 import click
 import yaml
 
-from clusterip.core import codec, kinds, printers
+from clusterip.core import codec, kinds, kubeconfig, printers
 from clusterip.core.errors import BadInput, ClusterIPError
 from clusterip.core.patch import apply_patch_for
 from clusterip.restclient import ApiError, RestClient
@@ -51,7 +54,7 @@ def _exit_code(exc: ApiError) -> int:
 
 
 def _client(ctx: click.Context) -> RestClient:
-    return RestClient(ctx.obj["server"])
+    return RestClient(ctx.obj["server"], token=ctx.obj["token"], ca_file=ctx.obj["ca_file"])
 
 
 def _dump(data: Any, output: str) -> str:
@@ -68,12 +71,20 @@ def _decode(data: dict[str, Any]) -> Any:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--server", envvar="CLUSTERIP_SERVER", default=DEFAULT_SERVER, show_default=True,
               help="API server URL (also CLUSTERIP_SERVER).")
+@click.option("--token", envvar="CLUSTERIP_TOKEN", default="",
+              help="Bearer token, for a server that requires one (also CLUSTERIP_TOKEN; the "
+              "server keeps it in DATA_DIR/token).")
+@click.option("--certificate-authority", "ca_file", envvar="CLUSTERIP_CA", default="",
+              metavar="FILE", help="Trust this CA for an https:// server (also CLUSTERIP_CA; "
+              "the server keeps its own in DATA_DIR/ca.crt).")
 @click.pass_context
-def main(ctx: click.Context, server: str) -> None:
+def main(ctx: click.Context, server: str, token: str, ca_file: str) -> None:
     """clusterip: Kubernetes ClusterIP Services — stable virtual IPs, DNS names and L4 load
     balancing to the pods that are ready now."""
     ctx.ensure_object(dict)
     ctx.obj["server"] = server
+    ctx.obj["token"] = token
+    ctx.obj["ca_file"] = ca_file
 
 
 # --- servers ----------------------------------------------------------------------------------
@@ -95,11 +106,17 @@ def _server_options(f: Any) -> Any:
     f = click.option("--apply", "apply_paths", multiple=True, type=click.Path(exists=True),
                      help="Manifest file or folder to create at start (objects that exist are "
                      "left alone). May be given more than once.")(f)
+    f = click.option("--auth", type=click.Choice(kubeconfig.AUTH_MODES), default="auto",
+                     show_default=True,
+                     help="Require a bearer token of every client, and serve HTTPS with a CA "
+                     "of the server's own: auto unless the API listens on 127.0.0.1, ::1 or "
+                     "localhost; token always. Both are kept in DATA_DIR and written into "
+                     "DATA_DIR/kubeconfig.")(f)
     return f
 
 
 def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
-                verbose: bool, loop: str, apply_paths: tuple[str, ...],
+                verbose: bool, loop: str, apply_paths: tuple[str, ...], auth: str,
                 **node_options: Any) -> None:
     from clusterip.app import AppConfig, run
 
@@ -108,7 +125,7 @@ def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
         _fail(f"--listen: expected HOST:PORT, got {listen!r}", EXIT_BAD_INPUT)
     config = AppConfig(data_dir=data_dir, host=host, port=int(port),
                        service_cidr=service_cidr, store_url=store_url, verbose=verbose,
-                       loop=loop, apply=apply_paths, **node_options)
+                       loop=loop, apply=apply_paths, auth=auth, **node_options)
     try:
         run(config)
     except ClusterIPError as exc:
@@ -118,9 +135,9 @@ def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
 @main.command()
 @_server_options
 def apiserver(data_dir: str, listen: str, service_cidr: str, store_url: str,
-              verbose: bool, loop: str, apply_paths: tuple[str, ...]) -> None:
+              verbose: bool, loop: str, apply_paths: tuple[str, ...], auth: str) -> None:
     """Run the API server with its store and controllers (no node)."""
-    _run_server(data_dir, listen, service_cidr, store_url, verbose, loop, apply_paths)
+    _run_server(data_dir, listen, service_cidr, store_url, verbose, loop, apply_paths, auth)
 
 
 @main.command()
@@ -138,13 +155,46 @@ def apiserver(data_dir: str, listen: str, service_cidr: str, store_url: str,
               help="The service proxy: nftables rules in the kernel, or userspace relays; auto "
               "is nftables when the process can program it (root, nft), else userspace.")
 def up(data_dir: str, listen: str, service_cidr: str, store_url: str, verbose: bool, loop: str,
-       apply_paths: tuple[str, ...], netns: str | None, dns_upstreams: tuple[str, ...],
-       dns_listen: tuple[str, ...], proxy_mode: str) -> None:
+       apply_paths: tuple[str, ...], auth: str, netns: str | None,
+       dns_upstreams: tuple[str, ...], dns_listen: tuple[str, ...], proxy_mode: str) -> None:
     """Run everything in one process: API server, store, controllers and the node agent
     (pods, the cluster DNS on 10.96.0.10:53 inside the node, the service proxy)."""
-    _run_server(data_dir, listen, service_cidr, store_url, verbose, loop, apply_paths,
+    _run_server(data_dir, listen, service_cidr, store_url, verbose, loop, apply_paths, auth,
                 node=True, netns=netns, dns_upstreams=dns_upstreams, dns_listen=dns_listen,
                 proxy_mode=proxy_mode)
+
+
+@main.command("kubeconfig")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="The data directory of a server: its kubeconfig, with its token and CA.")
+@click.option("--server", "server_url", default=None, metavar="URL",
+              help="The server URL to write (default: the one the server in --data-dir wrote, "
+              "else clusterip's --server).")
+@click.pass_context
+def kubeconfig_(ctx: click.Context, data_dir: str | None, server_url: str | None) -> None:
+    """Print a kubeconfig for kubectl and client libraries.
+
+    Example: clusterip kubeconfig --data-dir DIR > kc; KUBECONFIG=kc kubectl get svc
+    """
+    token, ca_file = ctx.obj["token"], ctx.obj["ca_file"]
+    if data_dir:
+        folder = Path(data_dir)
+        if not server_url:
+            click.echo(_read_text(folder / kubeconfig.KUBECONFIG_FILE), nl=False)
+            return
+        if (folder / kubeconfig.TOKEN_FILE).exists():  # else: the server needs none
+            token = _read_text(folder / kubeconfig.TOKEN_FILE).strip()
+            ca_file = str(folder / kubeconfig.CA_FILE)
+    ca_pem = _read_text(Path(ca_file)).encode() if ca_file else b""
+    config = kubeconfig.kubeconfig(server_url or ctx.obj["server"], token, ca_pem)
+    click.echo(kubeconfig.render(config), nl=False)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}", EXIT_BAD_INPUT)
 
 
 # --- apply ------------------------------------------------------------------------------------

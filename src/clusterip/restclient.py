@@ -9,6 +9,7 @@ table. Every failure is translated here, once: an HTTP error with a Status body 
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,10 +38,14 @@ class ApiError(Exception):
 
 
 class RestClient:
-    def __init__(self, server: str, *, timeout: float = 30.0, token: str = "") -> None:
+    def __init__(self, server: str, *, timeout: float = 30.0, token: str = "",
+                 ca_file: str = "") -> None:
         self.server = server.rstrip("/")
         self.timeout = timeout
         self.token = token
+        # an https server is verified against `ca_file` (its own CA), else the system's CAs
+        self._tls = (ssl.create_default_context(cafile=ca_file or None)
+                     if self.server.startswith("https:") else None)
 
     def path(self, info: KindInfo, namespace: str | None, name: str = "",
              subresource: str = "") -> str:
@@ -89,7 +94,7 @@ class RestClient:
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=self.timeout, context=self._tls) as resp:
                 payload = resp.read()
                 warnings = resp.headers.get_all("Warning") or []
         except urllib.error.HTTPError as exc:

@@ -1,88 +1,114 @@
-"""Version and discovery documents, built from the kinds table.
+"""The version, discovery and OpenAPI endpoints over HTTP (the documents are `core.discovery`'s
+and `core.openapi`'s).
 
-`/version` reports Kubernetes 1.32 (the kubectl dispatcher on these machines runs the kubectl
-binary matching the server's minor version). The legacy discovery documents (`/api`, `/apis`,
-`/api/v1`, `/apis/{group}/{version}`) list every kind of `core.kinds` with its verbs and short
-names; the Python client's DynamicClient and older tools read these.
+`/api` and `/apis` answer in the form the Accept header asks for first: kubectl sends
+`application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList, ...v2beta1...,
+application/json` and gets the aggregated document under exactly that content type; a plain
+`application/json` (or no Accept) gets the legacy one. Both carry `Vary: Accept`, for caches.
+
+`/openapi/v3` is the index and `/openapi/v3/{api/v1|apis/GROUP/VERSION}` the documents, encoded
+once per process. There is no `/openapi/v2`: a 404 is what kubectl expects when a server has
+only v3 (it would ask v2 for protobuf).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from clusterip import __version__
-from clusterip.core.kinds import KINDS
+from clusterip.apiserver.status import status_body
+from clusterip.core import discovery, openapi
 
-__all__ = ["api_groups", "api_versions", "resource_list", "version"]
+__all__ = ["Discovery"]
 
-VERSION_INFO = {
-    "major": "1",
-    "minor": "32",
-    "gitVersion": f"v1.32.0-clusterip.{__version__}",
-    "gitCommit": "",
-    "gitTreeState": "clean",
-    "buildDate": "2026-11-26T00:00:00Z",
-    "goVersion": "python",
-    "compiler": "cpython",
-    "platform": "linux/amd64",
-}
-
-_SUBRESOURCES = {"services": ("status",), "pods": ("status",), "deployments": ("status",),
-                 "nodes": ("status",), "namespaces": ("status",)}
+JSON_TYPE = "application/json"
+_AGGREGATED_PARAMS = {"g": "apidiscovery.k8s.io", "v": "v2", "as": "APIGroupDiscoveryList"}
+_VARY = {"Vary": "Accept"}  # /api and /apis answer by the Accept header
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=msgspec.json.encode(body), status=status,
-                        content_type="application/json")
+def _json(body: Any, status: int = 200, content_type: str = JSON_TYPE,
+          headers: dict[str, str] | None = None) -> web.Response:
+    response = web.Response(body=msgspec.json.encode(body), status=status, headers=headers)
+    response.headers["Content-Type"] = content_type  # verbatim: kubectl matches it exactly
+    return response
 
 
-async def version(request: web.Request) -> web.Response:
-    return _json(VERSION_INFO)
+def _not_found() -> web.Response:
+    return _json(status_body(404, "NotFound", "the server could not find the requested resource"),
+                 status=404)
 
 
-async def api_versions(request: web.Request) -> web.Response:
-    return _json({
-        "kind": "APIVersions",
-        "versions": ["v1"],
-        "serverAddressByClientCIDRs": [
-            {"clientCIDR": "0.0.0.0/0", "serverAddress": request.host},
-        ],
-    })
+def _wants_aggregated(accept: str) -> bool:
+    """Whether the first media range of an Accept header that this server can answer is the
+    aggregated discovery document (else: the legacy one)."""
+    for media_range in accept.split(","):
+        kind, *params = (part.strip() for part in media_range.split(";"))
+        if kind not in (JSON_TYPE, "application/*", "*/*"):
+            continue
+        values = {k.strip(): v.strip() for k, _, v in (p.partition("=") for p in params)}
+        if not {"g", "v", "as"} & values.keys():
+            return False
+        if all(values.get(k) == v for k, v in _AGGREGATED_PARAMS.items()):
+            return True
+    return False
 
 
-def _groups() -> dict[str, str]:
-    return {k.group: k.version for k in KINDS if k.group}
+class Discovery:
+    """The handlers; the OpenAPI documents list `patch_types`, the PATCH content types the
+    server accepts."""
+
+    def __init__(self, patch_types: Iterable[str]) -> None:
+        self._patch_types = tuple(patch_types)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/version", self.version)
+        app.router.add_get("/api", self.core_group)
+        app.router.add_get("/apis", self.named_groups)
+        app.router.add_get("/api/{version}", self.resource_list)
+        app.router.add_get("/apis/{group}/{version}", self.resource_list)
+        app.router.add_get("/openapi/v3", self.openapi_index)
+        app.router.add_get("/openapi/v3/{path:.+}", self.openapi_document)
+
+    async def version(self, request: web.Request) -> web.Response:
+        return _json(discovery.VERSION_INFO)
+
+    async def core_group(self, request: web.Request) -> web.Response:
+        if _wants_aggregated(request.headers.get("Accept", "")):
+            return _json(discovery.aggregated_discovery(core=True),
+                         content_type=discovery.AGGREGATED_CONTENT_TYPE, headers=_VARY)
+        return _json(discovery.api_versions(request.host), headers=_VARY)
+
+    async def named_groups(self, request: web.Request) -> web.Response:
+        if _wants_aggregated(request.headers.get("Accept", "")):
+            return _json(discovery.aggregated_discovery(core=False),
+                         content_type=discovery.AGGREGATED_CONTENT_TYPE, headers=_VARY)
+        return _json(discovery.api_group_list(), headers=_VARY)
+
+    async def resource_list(self, request: web.Request) -> web.Response:
+        body = discovery.api_resource_list(request.match_info.get("group", ""),
+                                           request.match_info["version"])
+        return _not_found() if body is None else _json(body)
+
+    async def openapi_index(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._openapi()[0], content_type=JSON_TYPE)
+
+    async def openapi_document(self, request: web.Request) -> web.Response:
+        body = self._openapi()[1].get(request.match_info["path"])
+        if body is None:
+            return _not_found()
+        return web.Response(body=body, content_type=JSON_TYPE)
+
+    def _openapi(self) -> tuple[bytes, dict[str, bytes]]:
+        return _encoded_openapi(self._patch_types)
 
 
-async def api_groups(request: web.Request) -> web.Response:
-    groups = []
-    for group, ver in sorted(_groups().items()):
-        gv = {"groupVersion": f"{group}/{ver}", "version": ver}
-        groups.append({"name": group, "versions": [gv], "preferredVersion": gv})
-    return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
-
-
-async def resource_list(request: web.Request) -> web.Response:
-    group = request.match_info.get("group", "")
-    ver = request.match_info.get("version", "v1")
-    kinds = [k for k in KINDS if k.group == group and k.version == ver]
-    if not kinds:
-        return _json({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                      "message": "the server could not find the requested resource",
-                      "reason": "NotFound", "code": 404}, status=404)
-    resources: list[dict[str, Any]] = []
-    for k in kinds:
-        resources.append({
-            "name": k.resource, "singularName": k.singular, "namespaced": k.namespaced,
-            "kind": k.kind, "verbs": list(k.verbs), "shortNames": list(k.short_names),
-        })
-        for sub in _SUBRESOURCES.get(k.resource, ()):
-            resources.append({"name": f"{k.resource}/{sub}", "singularName": "",
-                              "namespaced": k.namespaced, "kind": k.kind,
-                              "verbs": ["get", "patch", "update"]})
-    gv = f"{group}/{ver}" if group else ver
-    return _json({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
-                  "resources": resources})
+@functools.cache
+def _encoded_openapi(patch_types: tuple[str, ...]) -> tuple[bytes, dict[str, bytes]]:
+    """The index and the documents, encoded: built on the first request, once per process."""
+    docs = {path: msgspec.json.encode(doc)
+            for path, doc in openapi.documents(patch_types).items()}
+    return msgspec.json.encode(openapi.index(docs)), docs

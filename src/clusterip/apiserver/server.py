@@ -15,6 +15,11 @@ as ADDED events, then changes; with one, only changes after it. A compacted reso
 HTTP 200 and one ERROR event with a 410 Expired Status, as kube-apiserver's watch cache does.
 The stream ends after `timeoutSeconds` (default 30 minutes; kubectl does not reconnect).
 
+Version, discovery and OpenAPI documents are `apiserver.discovery`'s. With a `token`, every
+request but the health checks (/healthz, /livez, /readyz) must carry `Authorization: Bearer
+<token>`, or gets a 401 Unauthorized Status (`clusterip up` turns this on when the API listens on
+an address other than loopback, see `core.kubeconfig`).
+
 `serve_api` binds, reports the bound address through `ready`, and serves until cancelled.
 """
 
@@ -22,15 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import msgspec
 import yaml
 from aiohttp import web
+from aiohttp.typedefs import Handler as AioHandler
+from aiohttp.typedefs import Middleware
 
-from clusterip.apiserver import discovery
+from clusterip.apiserver.discovery import Discovery
 from clusterip.apiserver.paths import Target, parse_path
 from clusterip.apiserver.status import status_for
 from clusterip.core import codec, selectors
@@ -42,6 +51,7 @@ from clusterip.core.errors import (
     DecodeError,
     Expired,
     NotFound,
+    Unauthorized,
 )
 from clusterip.core.patch import json_patch, merge_patch
 from clusterip.registry.registry import Registry
@@ -56,6 +66,7 @@ _PATCH_RETRIES = 5
 _TRUE = {"true", "1", "True"}
 
 Handler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
+_OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})  # no token asked
 
 
 def _respond(body: Any, status: int = 200, warnings: tuple[str, ...] = ()) -> web.Response:
@@ -85,25 +96,24 @@ class PodLogs(Protocol):
 
 class ApiServer:
     """The aiohttp application. `ready()` tells /readyz whether the controllers have synced;
-    `logs` serves the pods' `log` subresource (absent: 404, as for a pod no node runs)."""
+    `logs` serves the pods' `log` subresource (absent: 404, as for a pod no node runs); a
+    `token` is required of every client (empty: none is)."""
 
     def __init__(self, registry: Registry, *, ready: Callable[[], bool] = lambda: True,
-                 logs: PodLogs | None = None) -> None:
+                 logs: PodLogs | None = None, token: str = "") -> None:
         self.registry = registry
         self._ready = ready
         self.logs = logs
+        self._token = token
         self.watches: set[asyncio.Task[Any]] = set()  # ended when the server stops
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        middlewares = [_bearer_token(self._token)] if self._token else []
+        app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=middlewares)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/livez", self._healthz)
         app.router.add_get("/readyz", self._readyz)
-        app.router.add_get("/version", discovery.version)
-        app.router.add_get("/api", discovery.api_versions)
-        app.router.add_get("/apis", discovery.api_groups)
-        app.router.add_get("/api/v1", discovery.resource_list)
-        app.router.add_get("/apis/{group}/{version}", discovery.resource_list)
+        Discovery(patch_types=_PATCHERS).add_routes(app)
         app.router.add_route("*", "/api/{tail:.+}", self._dispatch)
         app.router.add_route("*", "/apis/{tail:.+}", self._dispatch)
         return app
@@ -321,6 +331,21 @@ _PATCHERS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+def _bearer_token(token: str) -> Middleware:
+    """The middleware that turns away requests without `Authorization: Bearer <token>`."""
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: AioHandler) -> web.StreamResponse:
+        if request.path not in _OPEN_PATHS:
+            given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+            if not hmac.compare_digest(given, expected):
+                return _error(Unauthorized("Unauthorized"))
+        return await handler(request)
+
+    return authenticate
+
+
 def _patch_pins_version(patch: Any) -> bool:
     if isinstance(patch, dict):
         return bool((patch.get("metadata") or {}).get("resourceVersion"))
@@ -415,16 +440,17 @@ async def serve_api(
     port: int,
     *,
     ready: Callable[[str, int], None] = lambda host, port: None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
-    """Serve until cancelled. `ready(host, port)` is called once the socket is bound (port 0
-    binds a free port; `ready` gets the real one)."""
+    """Serve until cancelled, over TLS with an `ssl_context`. `ready(host, port)` is called
+    once the socket is bound (port 0 binds a free port; `ready` gets the real one)."""
     # A watch waits on the store, not on its client: a stop ends the open ones itself (as
     # kube-apiserver closes its watches) instead of waiting aiohttp's 60 s for them.
     runner = web.AppRunner(server.app(), handle_signals=False, access_log=None,
                            shutdown_timeout=2.0)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
         bound = runner.addresses[0] if runner.addresses else (host, port)
         ready(bound[0], bound[1])

@@ -21,6 +21,7 @@ __all__ = ["STATUS_TABLE", "status_body", "status_for", "success_status"]
 STATUS_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (e.Invalid, 422, "Invalid"),
     (e.Forbidden, 403, "Forbidden"),
+    (e.Unauthorized, 401, "Unauthorized"),
     (e.DecodeError, 400, "BadRequest"),
     (e.UnknownKind, 404, "NotFound"),
     (e.BadInput, 400, "BadRequest"),

@@ -10,7 +10,8 @@ environment failed at (a store that cannot be reached: 503)::
     │   ├── DecodeError           not YAML/JSON, or a field of the wrong type  400 BadRequest
     │   ├── UnknownKind           apiVersion/kind that clusterip does not serve 400 BadRequest
     │   ├── Invalid               fails validation: carries every FieldError   422 Invalid
-    │   └── Forbidden             a well-formed request that is never allowed  403 Forbidden
+    │   ├── Forbidden             a well-formed request that is never allowed  403 Forbidden
+    │   └── Unauthorized          no valid bearer token (the API needs one)    401 Unauthorized
     ├── StateError                the store's state refuses the request
     │   ├── NotFound                                                            404 NotFound
     │   ├── AlreadyExists                                                       409 AlreadyExists
@@ -49,6 +50,7 @@ __all__ = [
     "NotFound",
     "RangeFull",
     "StateError",
+    "Unauthorized",
     "Unavailable",
     "UnknownKind",
 ]
@@ -191,6 +193,10 @@ class Invalid(BadInput):
 
 class Forbidden(BadInput):
     """A well-formed request that clusterip never allows (deleting `default`, say)."""
+
+
+class Unauthorized(BadInput):
+    """The request carries no valid credentials, and the API requires them."""
 
 
 class StateError(ClusterIPError):

@@ -2,9 +2,11 @@
 
 One row per kind. Everything that differs between kinds and is not behaviour lives here: the
 API group and version, the plural resource name used in REST paths and store keys, short names
-for the CLI (`svc`, `ep`...), whether the kind is namespaced, and whether it is stored or derived
-(Endpoints is a read-only view computed from EndpointSlices). The API server's discovery
-documents, the CLI's `get KIND`, and the store's key layout are all read from this table.
+for the CLI (`svc`, `ep`...), whether the kind is namespaced, whether it is stored or derived
+(Endpoints is a read-only view computed from EndpointSlices), the verbs and subresources the API
+serves for it, and its categories (`kubectl get all` lists the kinds in "all"). The API server's
+discovery and OpenAPI documents, the CLI's `get KIND`, and the store's key layout are all read
+from this table.
 """
 
 from __future__ import annotations
@@ -14,7 +16,20 @@ from dataclasses import dataclass
 from clusterip.core import model
 from clusterip.core.errors import UnknownKind
 
-__all__ = ["KINDS", "KindInfo", "by_api_kind", "by_resource", "for_type", "lookup"]
+__all__ = ["KINDS", "KindInfo", "Subresource", "by_api_kind", "by_resource", "for_type", "lookup"]
+
+
+@dataclass(frozen=True, slots=True)
+class Subresource:
+    """A subresource served under an object's path (`.../services/web/status`). Discovery
+    names the parent's kind as its kind, as kube-apiserver does for `status` and `log`."""
+
+    name: str
+    verbs: tuple[str, ...]
+
+
+STATUS = Subresource("status", ("get", "patch", "update"))
+LOG = Subresource("log", ("get",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +46,8 @@ class KindInfo:
     verbs: tuple[str, ...] = (
         "create", "delete", "get", "list", "patch", "update", "watch",
     )
+    subresources: tuple[Subresource, ...] = ()
+    categories: tuple[str, ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -49,20 +66,24 @@ class KindInfo:
 
 
 KINDS: tuple[KindInfo, ...] = (
-    KindInfo("Namespace", "", "v1", "namespaces", "namespace", ("ns",), False, model.Namespace),
-    KindInfo("Service", "", "v1", "services", "service", ("svc",), True, model.Service),
-    KindInfo("Pod", "", "v1", "pods", "pod", ("po",), True, model.Pod),
+    KindInfo("Namespace", "", "v1", "namespaces", "namespace", ("ns",), False, model.Namespace,
+             subresources=(STATUS,)),
+    KindInfo("Service", "", "v1", "services", "service", ("svc",), True, model.Service,
+             subresources=(STATUS,), categories=("all",)),
+    KindInfo("Pod", "", "v1", "pods", "pod", ("po",), True, model.Pod,
+             subresources=(STATUS, LOG), categories=("all",)),
     KindInfo("Endpoints", "", "v1", "endpoints", "endpoints", ("ep",), True, model.Endpoints,
              stored=False, verbs=("get", "list")),
-    KindInfo("Node", "", "v1", "nodes", "node", ("no",), False, model.Node),
+    KindInfo("Node", "", "v1", "nodes", "node", ("no",), False, model.Node,
+             subresources=(STATUS,)),
     KindInfo("EndpointSlice", "discovery.k8s.io", "v1", "endpointslices", "endpointslice", (),
              True, model.EndpointSlice),
     KindInfo("Deployment", "apps", "v1", "deployments", "deployment", ("deploy",), True,
-             model.Deployment),
+             model.Deployment, subresources=(STATUS,), categories=("all",)),
     KindInfo("IPAddress", "networking.k8s.io", "v1", "ipaddresses", "ipaddress", ("ip",), False,
              model.IPAddress),
     KindInfo("ServiceCIDR", "networking.k8s.io", "v1", "servicecidrs", "servicecidr", (), False,
-             model.ServiceCIDR),
+             model.ServiceCIDR, subresources=(STATUS,)),
 )
 
 _BY_API_KIND = {(k.api_version, k.kind): k for k in KINDS}

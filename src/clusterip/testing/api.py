@@ -4,7 +4,8 @@
         resp = await api.http.get("/api/v1/services")
 
 `api.http` is an aiohttp TestClient bound to a free loopback port, `api.registry` the Registry
-behind it (for checks that bypass HTTP) and `api.store` the store (to compact it, say).
+behind it (for checks that bypass HTTP) and `api.store` the store (to compact it, say). With a
+`token`, the server requires it of every request (plain HTTP: TLS is the process's business).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class TestApi:
 
 @asynccontextmanager
 async def open_test_api(
-    store: Store | None = None, *, service_cidr: str = "10.96.0.0/12", seed: int = 7
+    store: Store | None = None, *, service_cidr: str = "10.96.0.0/12", seed: int = 7,
+    token: str = "",
 ) -> AsyncIterator[TestApi]:
     clock = FakeClock()
     store = store or MemoryStore()
@@ -52,7 +54,8 @@ async def open_test_api(
                         rng=random.Random(seed))
     await allocator.ensure_service_cidr()
     await registry.bootstrap(api_port=7080)
-    client = TestClient(TestServer(ApiServer(registry).app(), host="127.0.0.1", port=0))
+    client = TestClient(TestServer(ApiServer(registry, token=token).app(), host="127.0.0.1",
+                                   port=0))
     await client.start_server()
     try:
         yield TestApi(client, registry, store, clock)
