@@ -129,7 +129,7 @@ async def serve(
         credentials = (load_credentials(data_dir, config.host)
                        if kubeconfig.token_required(config.host, config.auth) else None)
         api = ApiServer(registry, ready=synced.is_set,
-                        token=credentials.token if credentials else "")
+                        token=credentials.token if credentials else "", clock=clock)
         bound: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
 
         def api_bound(host: str, port: int) -> None:

@@ -52,8 +52,15 @@ def test_pod_rows_show_readiness_and_terminating() -> None:
     meta = msgspec.structs.replace(ready.metadata, deletion_timestamp=CREATED)
     leaving = msgspec.structs.replace(ready, metadata=meta)
     table = rows("Pod", [ready, leaving], T0, wide=True)
-    assert table[1] == ["a", "1/1", "Running", "0", "0s", "10.244.0.5", "node-1"]
+    assert table[0][5:] == ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]
+    assert table[1] == ["a", "1/1", "Running", "0", "0s", "10.244.0.5", "node-1", "<none>",
+                        "<none>"]
     assert table[2][2] == "Terminating"
+
+
+def test_without_wide_the_priority_columns_are_left_out() -> None:
+    table = rows("Pod", [created(make_pod("a"))], T0)
+    assert table[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
 
 
 def test_describe_service_lists_its_endpoints() -> None:

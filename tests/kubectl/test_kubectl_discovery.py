@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from clusterip.testing.kubectl import Kubectl
+from clusterip.testing.kubectl import Kubectl, columns
 
 SERVICE = """\
 apiVersion: v1
@@ -27,18 +27,6 @@ spec:
 WITH_UNKNOWN_FIELD = SERVICE + "  foo: 1\n"
 
 
-def table(text: str) -> dict[str, dict[str, str]]:
-    """kubectl's column output, by the first column; empty cells are ""."""
-    header, *lines = text.splitlines()
-    starts = [m.start() for m in re.finditer(r"\S+", header)]
-    names = header.split()
-    rows = {}
-    for line in lines:
-        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
-        rows[cells[0]] = dict(zip(names, cells, strict=True))
-    return rows
-
-
 def test_version_shows_the_server_version(kubectl: Kubectl) -> None:
     result = kubectl("version")
     assert result.returncode == 0, result.stderr
@@ -49,7 +37,7 @@ def test_version_shows_the_server_version(kubectl: Kubectl) -> None:
 def test_api_resources_lists_every_kind(kubectl: Kubectl) -> None:
     result = kubectl("api-resources")
     assert result.returncode == 0, result.stderr
-    rows = table(result.stdout)
+    rows = columns(result.stdout)
     expected = {
         # name: (short names, apiVersion, namespaced, kind)
         "services": ("svc", "v1", "true", "Service"),

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from clusterip.apiserver.status import status_body
 from clusterip.core import discovery, openapi
+from clusterip.core.mediatypes import parse_accept
 
 __all__ = ["Discovery"]
 
@@ -45,14 +46,12 @@ def _not_found() -> web.Response:
 def _wants_aggregated(accept: str) -> bool:
     """Whether the first media range of an Accept header that this server can answer is the
     aggregated discovery document (else: the legacy one)."""
-    for media_range in accept.split(","):
-        kind, *params = (part.strip() for part in media_range.split(";"))
-        if kind not in (JSON_TYPE, "application/*", "*/*"):
+    for media_range in parse_accept(accept):
+        if not media_range.json:
             continue
-        values = {k.strip(): v.strip() for k, _, v in (p.partition("=") for p in params)}
-        if not {"g", "v", "as"} & values.keys():
+        if not media_range.converted:
             return False
-        if all(values.get(k) == v for k, v in _AGGREGATED_PARAMS.items()):
+        if all(media_range.params.get(k) == v for k, v in _AGGREGATED_PARAMS.items()):
             return True
     return False
 

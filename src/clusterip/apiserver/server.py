@@ -9,11 +9,25 @@ Request bodies are JSON or YAML. `fieldValidation=Strict` rejects unknown fields
 default (`Warn`) drops them and reports each in a `Warning: 299 - "unknown field ..."` header,
 `Ignore` drops them silently. `dryRun=All` validates without writing.
 
+PATCH takes a JSON merge patch, a JSON patch, a strategic merge patch (`core.strategicpatch`:
+kubectl's client-side apply, the Python client's default) or a server-side apply
+(`application/apply-patch+yaml`, which creates a missing object and needs `?fieldManager=`).
+A patch is applied to the object as read and written back at its resourceVersion, again on a
+lost race (unless the patch names the resourceVersion itself: then a stale one is a 409); the
+result is decoded and validated like any update. Every write records its field manager (the
+`fieldManager` parameter, else the User-Agent's product) in `managedFields`, see
+`core.fieldmanager`. A Deployment's `/scale` is the autoscaling/v1 Scale of `core.scale`.
+
 Watches (`?watch=true`) stream newline-delimited JSON events over chunked encoding. Without a
 resourceVersion (or with "0", or with `sendInitialEvents=true`) the current objects come first
 as ADDED events, then changes; with one, only changes after it. A compacted resourceVersion gives
 HTTP 200 and one ERROR event with a 410 Expired Status, as kube-apiserver's watch cache does.
 The stream ends after `timeoutSeconds` (default 30 minutes; kubectl does not reconnect).
+
+`kubectl get` asks for a Table (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io,...`):
+a GET, a list and a watch then answer with `core.tables`' Tables instead of the objects (in a
+watch, each event's object is a one-row Table), with the ages counted on the server's `clock`.
+Any other Accept header gets the plain object or list.
 
 Version, discovery and OpenAPI documents are `apiserver.discovery`'s. With a `token`, every
 request but the health checks (/healthz, /livez, /readyz) must carry `Authorization: Bearer
@@ -42,7 +56,8 @@ from aiohttp.typedefs import Middleware
 from clusterip.apiserver.discovery import Discovery
 from clusterip.apiserver.paths import Target, parse_path
 from clusterip.apiserver.status import status_for
-from clusterip.core import codec, selectors
+from clusterip.clock import Clock, SystemClock
+from clusterip.core import codec, selectors, tables
 from clusterip.core import model as m
 from clusterip.core.errors import (
     BadInput,
@@ -54,6 +69,9 @@ from clusterip.core.errors import (
     Unauthorized,
 )
 from clusterip.core.patch import json_patch, merge_patch
+from clusterip.core.patchmeta import Schema, schema_of
+from clusterip.core.scale import scale_of, scaled
+from clusterip.core.strategicpatch import strategic_merge_patch
 from clusterip.registry.registry import Registry
 
 __all__ = ["ApiServer", "PodLogs", "serve_api"]
@@ -97,14 +115,16 @@ class PodLogs(Protocol):
 class ApiServer:
     """The aiohttp application. `ready()` tells /readyz whether the controllers have synced;
     `logs` serves the pods' `log` subresource (absent: 404, as for a pod no node runs); a
-    `token` is required of every client (empty: none is)."""
+    `token` is required of every client (empty: none is); the `clock` tells Tables' ages."""
 
     def __init__(self, registry: Registry, *, ready: Callable[[], bool] = lambda: True,
-                 logs: PodLogs | None = None, token: str = "") -> None:
+                 logs: PodLogs | None = None, token: str = "", clock: Clock | None = None
+                 ) -> None:
         self.registry = registry
         self._ready = ready
         self.logs = logs
         self._token = token
+        self._clock = clock or SystemClock()
         self.watches: set[asyncio.Task[Any]] = set()  # ended when the server stops
 
     def app(self) -> web.Application:
@@ -113,7 +133,7 @@ class ApiServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/livez", self._healthz)
         app.router.add_get("/readyz", self._readyz)
-        Discovery(patch_types=_PATCHERS).add_routes(app)
+        Discovery(patch_types=(*_PATCHERS, APPLY_PATCH)).add_routes(app)
         app.router.add_route("*", "/api/{tail:.+}", self._dispatch)
         app.router.add_route("*", "/apis/{tail:.+}", self._dispatch)
         return app
@@ -150,6 +170,12 @@ class ApiServer:
         if query.get("watch", "") in _TRUE:
             return await self._watch(request, target)
         match = _filter(target, query)
+        wanted = _table_request(request)
+        if wanted is not None:
+            items, revision = await self.registry.list(target.info.type, target.namespace)
+            return _respond(tables.table(
+                wanted, target.info.kind, [i for i in items if match(i)], self._clock.now(),
+                metadata=m.ListMeta(resource_version=str(revision))))
         if match is _everything:
             encoded, revision = await self.registry.list_encoded(
                 target.info.type, target.namespace)
@@ -167,12 +193,14 @@ class ApiServer:
     async def _create(self, request: web.Request, target: Target) -> web.StreamResponse:
         decoded = await _read_object(request, target)
         obj = _place(decoded.obj, target)
-        created = await self.registry.create(obj, dry_run=_dry_run(request))
+        created = await self.registry.create(obj, dry_run=_dry_run(request),
+                                             field_manager=_field_manager(request))
         return _respond(created, status=201, warnings=_warnings(request, decoded))
 
     async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         query = request.query
         match = _filter(target, query)
+        present = self._presenter(request, target)
         timeout = float(query.get("timeoutSeconds", DEFAULT_WATCH_TIMEOUT))
         rv = query.get("resourceVersion", "")
         initial = query.get("sendInitialEvents", "") in _TRUE
@@ -190,7 +218,7 @@ class ApiServer:
         if since is None:
             items, since = await self.registry.list(type_, target.namespace)
             await response.prepare(request)
-            lines = [_event_line("ADDED", i) for i in items if match(i)]
+            lines = [_event_line("ADDED", present(i)) for i in items if match(i)]
             if initial:
                 lines.append(_bookmark(target, since, initial_end=True))
             if lines:
@@ -201,7 +229,7 @@ class ApiServer:
             async with asyncio.timeout(timeout):
                 async for event in self.registry.watch(type_, target.namespace, since):
                     if match(event.obj):
-                        await response.write(_event_line(event.type, event.obj))
+                        await response.write(_event_line(event.type, present(event.obj)))
         except TimeoutError:
             pass
         except Expired as exc:
@@ -213,10 +241,29 @@ class ApiServer:
             await response.write_eof()
         return response
 
+    def _presenter(self, request: web.Request, target: Target) -> Callable[[m.KubeObject], Any]:
+        """What a watch event carries: the object, or (`as=Table`) the object's one-row Table,
+        with the column definitions in the first event only."""
+        wanted = _table_request(request)
+        if wanted is None:
+            return lambda obj: obj
+        headers = True
+
+        def as_table(obj: m.KubeObject) -> tables.Table:
+            nonlocal headers
+            table = tables.one(wanted, target.info.kind, obj, self._clock.now(), headers=headers)
+            headers = False
+            return table
+
+        return as_table
+
     # --- item --------------------------------------------------------------------------------
 
     async def _get(self, request: web.Request, target: Target) -> web.StreamResponse:
+        wanted = _table_request(request)
         obj = await self.registry.get(target.info.type, target.namespace or "", target.name)
+        if wanted is not None:
+            return _respond(tables.one(wanted, target.info.kind, obj, self._clock.now()))
         return _respond(obj)
 
     async def _replace(self, request: web.Request, target: Target) -> web.StreamResponse:
@@ -227,41 +274,94 @@ class ApiServer:
                 f"the name of the object ({obj.metadata.name}) does not match the name on the "
                 f"URL ({target.name})"
             )
+        return _respond(await self._write(request, target, obj),
+                        warnings=_warnings(request, decoded))
+
+    async def _write(self, request: web.Request, target: Target, obj: m.KubeObject
+                     ) -> m.KubeObject:
+        """Update the object, or only its status for the status subresource."""
         if target.subresource == "status":
-            updated = await self.registry.update_status(obj, dry_run=_dry_run(request))
-        else:
-            updated = await self.registry.update(obj, dry_run=_dry_run(request))
-        return _respond(updated, warnings=_warnings(request, decoded))
+            return await self.registry.update_status(obj, dry_run=_dry_run(request))
+        return await self.registry.update(obj, dry_run=_dry_run(request),
+                                          field_manager=_field_manager(request))
 
     async def _patch(self, request: web.Request, target: Target) -> web.StreamResponse:
         kind = request.content_type
-        apply = _PATCHERS.get(kind)
-        if apply is None:
+        if kind == APPLY_PATCH:
+            return await self._apply(request, target)
+        patcher = _PATCHERS.get(kind)
+        if patcher is None:
             return _respond(
                 status_for(BadInput(f"the patch content type {kind!r} is not supported")),
                 status=415,
             )
         patch = _parse_body(await request.read(), kind)
+        schema = None if target.subresource == "scale" else schema_of(target.info.type)
+        return await self._change(request, target, lambda view: patcher(view, patch, schema),
+                                  pinned=_patch_pins_version(patch))
+
+    async def _change(self, request: web.Request, target: Target, change: Callable[[Any], Any],
+                      *, pinned: bool) -> web.StreamResponse:
+        """Read the object, `change` what the path addresses (the object as JSON data, or its
+        Scale), write it back conditionally; on a lost race read and change again, unless the
+        change named the resourceVersion it expects."""
         strict = request.query.get("fieldValidation", "") == "Strict"
-        pinned = _patch_pins_version(patch)
         for _ in range(_PATCH_RETRIES):
-            live = await self.registry.get(target.info.type, target.namespace or "", target.name)
-            patched = apply(codec.to_dict(live), patch)
-            if not isinstance(patched, dict):
-                raise BadInput("the patch did not produce an object")
-            decoded = codec.decode(patched, strict=strict)
-            obj = _place(decoded.obj, target)
             try:
-                if target.subresource == "status":
-                    result = await self.registry.update_status(obj, dry_run=_dry_run(request))
-                else:
-                    result = await self.registry.update(obj, dry_run=_dry_run(request))
+                if target.subresource == "scale":
+                    live = await self._scalable(target)
+                    updated = await self.registry.update(
+                        scaled(live, change(scale_of(live))), dry_run=_dry_run(request),
+                        field_manager=_field_manager(request))
+                    return _respond(scale_of(updated))
+                live_obj = await self.registry.get(target.info.type, target.namespace or "",
+                                                   target.name)
+                patched = change(codec.to_dict(live_obj))
+                if not isinstance(patched, dict):
+                    raise BadInput("the patch did not produce an object")
+                decoded = codec.decode(patched, strict=strict)
+                result = await self._write(request, target, _place(decoded.obj, target))
+                return _respond(result, warnings=_warnings(request, decoded))
             except Conflict:
                 if pinned:
                     raise
-                continue
-            return _respond(result, warnings=_warnings(request, decoded))
         raise Conflict(f'{target.info.resource} "{target.name}": too many conflicting writers')
+
+    async def _apply(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """Server-side apply: the body is the manifest (YAML, or JSON: kubectl sends JSON)."""
+        manager = request.query.get("fieldManager", "")
+        if not manager:
+            raise BadInput("fieldManager is required for apply requests")
+        if target.subresource:
+            raise BadInput(f"server-side apply to the {target.subresource} subresource is not "
+                           "supported")
+        config = _parse_body(await request.read(), APPLY_PATCH)
+        decoded = _decode_object(config, request, target)
+        obj = _place(decoded.obj, target)
+        if obj.metadata.name not in ("", target.name):
+            raise BadInput(
+                f"the name of the object ({obj.metadata.name}) does not match the name on the "
+                f"URL ({target.name})"
+            )
+        result, created = await self.registry.apply(
+            target.info.type, obj.metadata.namespace, target.name, config, field_manager=manager,
+            force=request.query.get("force", "") in _TRUE, dry_run=_dry_run(request))
+        return _respond(result, status=201 if created else 200,
+                        warnings=_warnings(request, decoded))
+
+    async def _scalable(self, target: Target) -> m.Deployment:
+        if target.info.type is not m.Deployment:
+            raise NotFound(f"{target.info.resource} have no scale subresource")
+        return await self.registry.get(m.Deployment, target.namespace or "", target.name)
+
+    async def _get_scale(self, request: web.Request, target: Target) -> web.StreamResponse:
+        return _respond(scale_of(await self._scalable(target)))
+
+    async def _replace_scale(self, request: web.Request, target: Target) -> web.StreamResponse:
+        scale = _parse_body(await request.read(), request.content_type)
+        pinned = isinstance(scale, dict) and bool((scale.get("metadata") or {}).get(
+            "resourceVersion"))
+        return await self._change(request, target, lambda view: scale, pinned=pinned)
 
     async def _log(self, request: web.Request, target: Target) -> web.StreamResponse:
         if target.info.kind != "Pod":
@@ -320,15 +420,20 @@ _ROUTES: dict[tuple[str, str, str], Callable[[ApiServer, web.Request, Target],
     ("item", "GET", "status"): ApiServer._get,
     ("item", "PUT", "status"): ApiServer._replace,
     ("item", "PATCH", "status"): ApiServer._patch,
+    ("item", "GET", "scale"): ApiServer._get_scale,
+    ("item", "PUT", "scale"): ApiServer._replace_scale,
+    ("item", "PATCH", "scale"): ApiServer._patch,
     ("item", "GET", "log"): ApiServer._log,
 }
 
-_PATCHERS: dict[str, Callable[[Any, Any], Any]] = {
-    "application/merge-patch+json": merge_patch,
-    # A strategic merge patch is taken as a merge patch until list merge keys are implemented.
-    "application/strategic-merge-patch+json": merge_patch,
-    "application/json-patch+json": json_patch,
+# PATCH content types but server-side apply: (the object as JSON data, the patch, where the
+# object sits in the model) → the patched object.
+_PATCHERS: dict[str, Callable[[Any, Any, Schema], Any]] = {
+    "application/merge-patch+json": lambda live, patch, schema: merge_patch(live, patch),
+    "application/strategic-merge-patch+json": strategic_merge_patch,
+    "application/json-patch+json": lambda live, patch, schema: json_patch(live, patch),
 }
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 def _bearer_token(token: str) -> Middleware:
@@ -370,7 +475,12 @@ def _parse_body(raw: bytes, content_type: str) -> Any:
 
 
 async def _read_object(request: web.Request, target: Target) -> codec.Decoded:
-    data = _parse_body(await request.read(), request.content_type)
+    return _decode_object(_parse_body(await request.read(), request.content_type), request,
+                          target)
+
+
+def _decode_object(data: Any, request: web.Request, target: Target) -> codec.Decoded:
+    """A request body as the typed object of the URL's kind (with `fieldValidation`)."""
     if not isinstance(data, dict):
         raise DecodeError("the request body must be a JSON object")
     strict = request.query.get("fieldValidation", "") == "Strict"
@@ -403,6 +513,22 @@ def _warnings(request: web.Request, decoded: codec.Decoded) -> tuple[str, ...]:
     if request.query.get("fieldValidation", "") == "Ignore":
         return ()
     return decoded.warnings
+
+
+def _table_request(request: web.Request) -> tables.TableRequest | None:
+    return tables.requested_table(request.headers.get("Accept", ""),
+                                  request.query.get("includeObject", ""))
+
+
+def _field_manager(request: web.Request) -> str:
+    """Who writes: `?fieldManager=`, else the User-Agent up to its first "/" (as
+    kube-apiserver names the managers of clients that name none: `kubectl`,
+    `OpenAPI-Generator`)."""
+    named = request.query.get("fieldManager", "")
+    if named:
+        return named
+    agent = request.headers.get("User-Agent", "").split("/")[0]
+    return "".join(c for c in agent if c.isprintable())[:128]
 
 
 def _dry_run(request: web.Request) -> bool:

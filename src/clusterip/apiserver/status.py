@@ -67,6 +67,12 @@ def status_for(exc: BaseException, *, resource: str = "", name: str = "") -> dic
             {"reason": err.type.reason, "message": err.message, "field": err.field}
             for err in exc.errors
         ]
+    if isinstance(exc, e.ApplyConflict):
+        details["causes"] = [
+            {"reason": "FieldManagerConflict", "message": f"conflict with {manager}",
+             "field": field}
+            for manager, field in exc.conflicts
+        ]
     return status_body(code, reason, str(exc), details or None)
 
 

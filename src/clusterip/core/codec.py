@@ -31,12 +31,15 @@ from clusterip.core.model import KubeObject
 
 __all__ = [
     "Decoded",
+    "convert",
     "decode",
     "decode_stored",
     "encode",
     "kind_of",
     "parse_documents",
+    "struct_fields",
     "to_dict",
+    "type_info",
     "unknown_fields",
 ]
 
@@ -172,12 +175,12 @@ def _value_at(data: Any, path: str) -> Any:
 def unknown_fields(data: Any, type_: type[msgspec.Struct]) -> list[str]:
     """Paths of every key in `data` that the Struct `type_` does not declare, at any depth."""
     found: list[str] = []
-    _walk(data, _type_info(type_), "", found)
+    _walk(data, type_info(type_), "", found)
     return found
 
 
 @functools.cache
-def _type_info(type_: type[msgspec.Struct]) -> msgspec.inspect.Type:
+def type_info(type_: type[msgspec.Struct]) -> msgspec.inspect.Type:
     """msgspec's schema of a model class; built once (it evaluates every annotation)."""
     return msgspec.inspect.type_info(type_)
 
@@ -190,7 +193,7 @@ def _walk(data: Any, info: msgspec.inspect.Type, path: str, found: list[str]) ->
                 return
         return
     if isinstance(info, msgspec.inspect.StructType) and isinstance(data, dict):
-        fields = _fields_of(info.cls)
+        fields = struct_fields(info.cls)
         for key, value in data.items():
             child = f"{path}.{key}" if path else str(key)
             if key not in fields:
@@ -205,8 +208,9 @@ def _walk(data: Any, info: msgspec.inspect.Type, path: str, found: list[str]) ->
 
 
 @functools.cache
-def _fields_of(cls: type[msgspec.Struct]) -> dict[str, msgspec.inspect.Type]:
-    info = _type_info(cls)
+def struct_fields(cls: type[msgspec.Struct]) -> dict[str, msgspec.inspect.Type]:
+    """A model Struct's fields by their JSON names, with their types (built once)."""
+    info = type_info(cls)
     assert isinstance(info, msgspec.inspect.StructType)
     return {f.encode_name: f.type for f in info.fields}
 

@@ -112,7 +112,8 @@ def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
         })
         resources += [
             {"name": f"{k.resource}/{sub.name}", "singularName": "", "namespaced": k.namespaced,
-             "kind": k.kind, "verbs": list(sub.verbs)}
+             **({"group": sub.group, "version": sub.version} if sub.kind else {}),
+             "kind": sub.kind or k.kind, "verbs": list(sub.verbs)}
             for sub in k.subresources
         ]
     return {"kind": "APIResourceList", "apiVersion": "v1",
@@ -152,7 +153,10 @@ def _resource_discovery(k: KindInfo) -> dict[str, Any]:
     }
     if k.subresources:
         doc["subresources"] = [
-            {"subresource": sub.name, "responseKind": response_kind, "verbs": list(sub.verbs)}
+            {"subresource": sub.name,
+             "responseKind": ({"group": sub.group, "version": sub.version, "kind": sub.kind}
+                              if sub.kind else response_kind),
+             "verbs": list(sub.verbs)}
             for sub in k.subresources
         ]
     return doc

@@ -16,6 +16,7 @@ environment failed at (a store that cannot be reached: 503)::
     │   ├── NotFound                                                            404 NotFound
     │   ├── AlreadyExists                                                       409 AlreadyExists
     │   ├── Conflict              stale resourceVersion, or an allocation race  409 Conflict
+    │   │   └── ApplyConflict     an apply would take fields others manage      409 Conflict
     │   ├── Expired               revision older than the compacted history     410 Expired
     │   └── RangeFull             no free address left in a service CIDR        409 Conflict
     └── Unavailable               the store cannot be reached or is closed      503 Unavailable
@@ -38,6 +39,7 @@ from typing import Any
 
 __all__ = [
     "AlreadyExists",
+    "ApplyConflict",
     "BadInput",
     "ClusterIPError",
     "Conflict",
@@ -213,6 +215,25 @@ class AlreadyExists(StateError):
 
 class Conflict(StateError):
     """The write was based on a stale resourceVersion, or lost a race; re-read and retry."""
+
+
+class ApplyConflict(Conflict):
+    """A server-side apply would change fields that other field managers own (and it did not
+    force). `conflicts` are (manager, field) pairs as Kubernetes prints them:
+    (`"kubectl-client-side-apply" using v1`, `.spec.ports[port=80].targetPort`)."""
+
+    def __init__(self, conflicts: list[tuple[str, str]]) -> None:
+        self.conflicts = list(conflicts)
+        if len(self.conflicts) == 1:
+            manager, field = self.conflicts[0]
+            text = f"Apply failed with 1 conflict: conflict with {manager}: {field}"
+        else:
+            lines: list[str] = []
+            for manager in sorted({m for m, _ in self.conflicts}):
+                lines.append(f"conflicts with {manager}:")
+                lines += [f"- {f}" for m, f in self.conflicts if m == manager]
+            text = f"Apply failed with {len(self.conflicts)} conflicts: " + "\n".join(lines)
+        super().__init__(text)
 
 
 class Expired(StateError):

@@ -22,14 +22,20 @@ __all__ = ["KINDS", "KindInfo", "Subresource", "by_api_kind", "by_resource", "fo
 @dataclass(frozen=True, slots=True)
 class Subresource:
     """A subresource served under an object's path (`.../services/web/status`). Discovery
-    names the parent's kind as its kind, as kube-apiserver does for `status` and `log`."""
+    names the parent's kind as its kind, as kube-apiserver does for `status` and `log`, unless
+    it has a kind of its own (`scale` answers with an autoscaling/v1 Scale: `kubectl scale`
+    looks that kind up in discovery)."""
 
     name: str
     verbs: tuple[str, ...]
+    group: str = ""
+    version: str = ""
+    kind: str = ""
 
 
 STATUS = Subresource("status", ("get", "patch", "update"))
 LOG = Subresource("log", ("get",))
+SCALE = Subresource("scale", ("get", "patch", "update"), "autoscaling", "v1", "Scale")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +85,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("EndpointSlice", "discovery.k8s.io", "v1", "endpointslices", "endpointslice", (),
              True, model.EndpointSlice),
     KindInfo("Deployment", "apps", "v1", "deployments", "deployment", ("deploy",), True,
-             model.Deployment, subresources=(STATUS,), categories=("all",)),
+             model.Deployment, subresources=(STATUS, SCALE), categories=("all",)),
     KindInfo("IPAddress", "networking.k8s.io", "v1", "ipaddresses", "ipaddress", ("ip",), False,
              model.IPAddress),
     KindInfo("ServiceCIDR", "networking.k8s.io", "v1", "servicecidrs", "servicecidr", (), False,

@@ -36,6 +36,7 @@ __all__ = [
     "IntOrString",
     "KubeObject",
     "LabelSelector",
+    "ListMeta",
     "Namespace",
     "Node",
     "ObjectMeta",
@@ -101,6 +102,13 @@ class ObjectMeta(Base, frozen=True):
     owner_references: tuple[OwnerReference, ...] = ()
     finalizers: tuple[str, ...] = ()
     managed_fields: tuple[ManagedFieldsEntry, ...] = ()
+
+
+class ListMeta(Base, frozen=True):
+    """A list's metadata: the store revision it was read at, and where the next page starts."""
+
+    resource_version: str = ""
+    continue_: str = msgspec.field(default="", name="continue")
 
 
 class ObjectReference(Base, frozen=True):

@@ -1,6 +1,8 @@
 """Patches over plain JSON data: RFC 7386 merge patch, RFC 6902 JSON patch, and the
 three-way merge patch that client-side `apply` sends.
 
+The strategic merge patch, which merges lists by key, is `core.strategicpatch`'s.
+
 All functions are pure and never modify their arguments. Errors are `BadInput` naming the
 operation and path, so a bad patch is a 400/422 and the stored object stays as it was.
 

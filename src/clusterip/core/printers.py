@@ -1,9 +1,15 @@
 """Rows and columns of `get`, the way kubectl prints them, and `describe` text (pure).
 
-`COLUMNS[kind]` is a table of (header, cell function, wide-only); `rows(objects, now, wide=...)`
-returns the header and one row per object, and `render_table` pads them into kubectl's layout.
-The same columns serve the API's `as=Table` responses later. Ages follow kubectl's
-`HumanDuration` (`45s`, `3m20s`, `5h`, `12d`).
+`COLUMNS[kind]` is the one column table of a kind, shared by the CLI and by the API's Table
+responses (`core.tables`). A `Column` is kube-apiserver's `TableColumnDefinition`: the name as the
+API spells it (`Cluster-IP`, `Port(s)`; kubectl upper-cases it for the header), a description,
+priority 1 for the columns only `-o wide` shows, and the cell function that formats one object's
+value as text. The column sets are kube-apiserver's (its `pkg/printers/internalversion`), and so
+are the cells' conventions: `<none>` for an empty value, `+ N more...` past three endpoints,
+ages in kubectl's `HumanDuration` (`45s`, `3m20s`, `5h`, `12d`) counted from the caller's `now`.
+
+`rows(kind, objects, now, wide=...)` returns the header and one row per object and
+`render_table` pads them into kubectl's layout, for `clusterip get`.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clusterip.core import model as m
+from clusterip.core.selectors import Selector
 from clusterip.core.timefmt import parse_rfc3339
 
 __all__ = ["COLUMNS", "Column", "describe", "human_duration", "render_table", "rows"]
@@ -22,9 +29,18 @@ Cell = Callable[[Any, float], str]
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    header: str
+    """One column: `name` as the API spells it, `cell(obj, now)` its text for one object."""
+
+    name: str
     cell: Cell
-    wide_only: bool = False
+    description: str
+    priority: int = 0  # 1: shown only by `-o wide`
+    format: str = ""  # "name" for the column that names the object
+
+    @property
+    def header(self) -> str:
+        """The header kubectl prints: the name upper-cased."""
+        return self.name.upper()
 
 
 def human_duration(seconds: float) -> str:
@@ -61,6 +77,11 @@ def _name(obj: m.KubeObject, now: float) -> str:
 
 def _selector(selector: dict[str, str] | None) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items())) or "<none>"
+
+
+_NAME = Column("Name", _name, "Name must be unique within a namespace.", format="name")
+_AGE = Column("Age", _age, "CreationTimestamp is a timestamp representing the server time when "
+              "this object was created.")
 
 
 # --- services ---------------------------------------------------------------------------------
@@ -115,6 +136,15 @@ def _pod_restarts(pod: m.Pod, now: float) -> str:
     return str(sum(c.restart_count for c in pod.status.container_statuses))
 
 
+def _pod_readiness_gates(pod: m.Pod, now: float) -> str:
+    """How many of the pod's readiness gates have their condition True: `1/2`."""
+    gates = [g.get("conditionType", "") for g in pod.spec.readiness_gates]
+    if not gates:
+        return "<none>"
+    true = {c.type for c in pod.status.conditions if c.status == "True"}
+    return f"{sum(1 for g in gates if g in true)}/{len(gates)}"
+
+
 # --- slices, endpoints, deployments, the rest -------------------------------------------------
 
 
@@ -142,10 +172,45 @@ def _deploy_ready(d: m.Deployment, now: float) -> str:
     return f"{d.status.ready_replicas or 0}/{d.spec.replicas if d.spec.replicas is not None else 1}"
 
 
+def _deploy_containers(d: m.Deployment, now: float) -> str:
+    return ",".join(c.name for c in d.spec.template.spec.containers)
+
+
+def _deploy_images(d: m.Deployment, now: float) -> str:
+    return ",".join(c.image for c in d.spec.template.spec.containers)
+
+
+def _deploy_selector(d: m.Deployment, now: float) -> str:
+    """Kubernetes' FormatLabelSelector: matchLabels and matchExpressions, sorted by key."""
+    return str(Selector.from_label_selector(d.spec.selector)) or "<none>"
+
+
 def _node_status(node: m.Node, now: float) -> str:
     ready = next((c for c in node.status.conditions if c.type == "Ready"), None)
-    text = "Ready" if ready and ready.status == "True" else "NotReady"
+    text = "Unknown" if ready is None else "Ready" if ready.status == "True" else "NotReady"
     return text + (",SchedulingDisabled" if node.spec.unschedulable else "")
+
+
+_ROLE_PREFIX = "node-role.kubernetes.io/"
+
+
+def _node_roles(node: m.Node, now: float) -> str:
+    """The roles in the node's labels: `node-role.kubernetes.io/<role>` and `kubernetes.io/role`."""
+    labels = node.metadata.labels or {}
+    roles = {k.removeprefix(_ROLE_PREFIX) for k in labels if k.startswith(_ROLE_PREFIX)}
+    if labels.get("kubernetes.io/role"):
+        roles.add(labels["kubernetes.io/role"])
+    return ",".join(sorted(r for r in roles if r)) or "<none>"
+
+
+def _node_address(kind: str) -> Cell:
+    def cell(node: m.Node, now: float) -> str:
+        return next((a.address for a in node.status.addresses if a.type == kind), "<none>")
+    return cell
+
+
+def _node_info(key: str, missing: str = "<unknown>") -> Cell:
+    return lambda node, now: (node.status.node_info or {}).get(key) or missing
 
 
 def _parent_ref(ip: m.IPAddress, now: float) -> str:
@@ -155,68 +220,111 @@ def _parent_ref(ip: m.IPAddress, now: float) -> str:
     return "/".join(p for p in (ref.resource, ref.namespace, ref.name) if p)
 
 
+_NODE_ADDRESSES = "List of addresses reachable to the node."
+
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "Service": (
-        Column("NAME", _name),
-        Column("TYPE", lambda s, now: s.spec.type or "ClusterIP"),
-        Column("CLUSTER-IP", _svc_cluster_ip),
-        Column("EXTERNAL-IP", _svc_external_ip),
-        Column("PORT(S)", _svc_ports),
-        Column("AGE", _age),
-        Column("SELECTOR", lambda s, now: _selector(s.spec.selector), wide_only=True),
+        _NAME,
+        Column("Type", lambda s, now: s.spec.type or "ClusterIP",
+               "type determines how the Service is exposed."),
+        Column("Cluster-IP", _svc_cluster_ip,
+               "clusterIP is the IP address of the service and is usually assigned randomly."),
+        Column("External-IP", _svc_external_ip,
+               "externalIPs is a list of IP addresses for which nodes in the cluster will also "
+               "accept traffic for this service."),
+        Column("Port(s)", _svc_ports, "The list of ports that are exposed by this service."),
+        _AGE,
+        Column("Selector", lambda s, now: _selector(s.spec.selector),
+               "Route service traffic to pods with label keys and values matching this "
+               "selector.", priority=1),
     ),
     "Pod": (
-        Column("NAME", _name),
-        Column("READY", _pod_ready_count),
-        Column("STATUS", _pod_status),
-        Column("RESTARTS", _pod_restarts),
-        Column("AGE", _age),
-        Column("IP", lambda p, now: p.status.pod_ip or "<none>", wide_only=True),
-        Column("NODE", lambda p, now: p.spec.node_name or "<none>", wide_only=True),
+        _NAME,
+        Column("Ready", _pod_ready_count,
+               "The aggregate readiness state of this pod for accepting traffic."),
+        Column("Status", _pod_status, "The aggregate status of the containers in this pod."),
+        Column("Restarts", _pod_restarts,
+               "The number of times the containers in this pod have been restarted."),
+        _AGE,
+        Column("IP", lambda p, now: p.status.pod_ip or "<none>",
+               "podIP address allocated to the pod.", priority=1),
+        Column("Node", lambda p, now: p.spec.node_name or "<none>",
+               "NodeName indicates in which node this pod is scheduled.", priority=1),
+        # clusterip's scheduler never preempts, so no pod is ever nominated to a node
+        Column("Nominated Node", lambda p, now: "<none>",
+               "nominatedNodeName is set only when this pod preempts other pods on the node.",
+               priority=1),
+        Column("Readiness Gates", _pod_readiness_gates,
+               "If specified, all readiness gates will be evaluated for pod readiness.",
+               priority=1),
     ),
     "EndpointSlice": (
-        Column("NAME", _name),
-        Column("ADDRESSTYPE", lambda s, now: s.address_type),
-        Column("PORTS", _slice_ports),
-        Column("ENDPOINTS", _slice_endpoints),
-        Column("AGE", _age),
+        _NAME,
+        Column("AddressType", lambda s, now: s.address_type,
+               "addressType specifies the type of address carried by this EndpointSlice."),
+        Column("Ports", _slice_ports,
+               "ports specifies the list of network ports exposed by each endpoint in this "
+               "slice."),
+        Column("Endpoints", _slice_endpoints,
+               "endpoints is a list of unique endpoints in this slice."),
+        _AGE,
     ),
     "Endpoints": (
-        Column("NAME", _name),
-        Column("ENDPOINTS", _endpoints_endpoints),
-        Column("AGE", _age),
+        _NAME,
+        Column("Endpoints", _endpoints_endpoints,
+               "The set of all endpoints is the union of all subsets."),
+        _AGE,
     ),
     "Deployment": (
-        Column("NAME", _name),
-        Column("READY", _deploy_ready),
-        Column("UP-TO-DATE", lambda d, now: str(d.status.updated_replicas or 0)),
-        Column("AVAILABLE", lambda d, now: str(d.status.available_replicas or 0)),
-        Column("AGE", _age),
-        Column("SELECTOR", lambda d, now: _selector(
-            d.spec.selector.match_labels if d.spec.selector else None), wide_only=True),
+        _NAME,
+        Column("Ready", _deploy_ready, "Number of the pod with ready state"),
+        Column("Up-to-date", lambda d, now: str(d.status.updated_replicas or 0),
+               "Total number of non-terminating pods targeted by this deployment that have the "
+               "desired template spec."),
+        Column("Available", lambda d, now: str(d.status.available_replicas or 0),
+               "Total number of available non-terminating pods (ready for at least "
+               "minReadySeconds) targeted by this deployment."),
+        _AGE,
+        Column("Containers", _deploy_containers, "Names of each container in the template.",
+               priority=1),
+        Column("Images", _deploy_images, "Images referenced by each container in the template.",
+               priority=1),
+        Column("Selector", _deploy_selector, "Label selector for pods.", priority=1),
     ),
     "Namespace": (
-        Column("NAME", _name),
-        Column("STATUS", lambda n, now: "Terminating" if n.metadata.deletion_timestamp
-               else (n.status.phase or "Active")),
-        Column("AGE", _age),
+        _NAME,
+        Column("Status", lambda n, now: "Terminating" if n.metadata.deletion_timestamp
+               else (n.status.phase or "Active"), "The status of the namespace"),
+        _AGE,
     ),
     "Node": (
-        Column("NAME", _name),
-        Column("STATUS", _node_status),
-        Column("ROLES", lambda n, now: "<none>"),
-        Column("AGE", _age),
-        Column("VERSION", lambda n, now: (n.status.node_info or {}).get("kubeletVersion", "")),
-        Column("POD-CIDR", lambda n, now: n.spec.pod_cidr or "<none>", wide_only=True),
+        _NAME,
+        Column("Status", _node_status, "The status of the node"),
+        Column("Roles", _node_roles, "The roles of the node"),
+        _AGE,
+        Column("Version", _node_info("kubeletVersion", ""),
+               "Kubelet Version reported by the node."),
+        Column("Internal-IP", _node_address("InternalIP"), _NODE_ADDRESSES, priority=1),
+        Column("External-IP", _node_address("ExternalIP"), _NODE_ADDRESSES, priority=1),
+        Column("OS-Image", _node_info("osImage"),
+               "OS Image reported by the node from /etc/os-release.", priority=1),
+        Column("Kernel-Version", _node_info("kernelVersion"),
+               "Kernel Version reported by the node from 'uname -r'.", priority=1),
+        Column("Container-Runtime", _node_info("containerRuntimeVersion"),
+               "ContainerRuntime Version reported by the node through runtime remote API.",
+               priority=1),
     ),
     "IPAddress": (
-        Column("NAME", _name),
-        Column("PARENTREF", _parent_ref),
+        _NAME,
+        Column("ParentRef", _parent_ref,
+               "ParentRef references the resource that an IPAddress is attached to."),
     ),
     "ServiceCIDR": (
-        Column("NAME", _name),
-        Column("CIDRS", lambda c, now: ",".join(c.spec.cidrs)),
-        Column("AGE", _age),
+        _NAME,
+        Column("CIDRs", lambda c, now: ",".join(c.spec.cidrs),
+               "CIDRs defines the IP blocks in CIDR notation from which to assign service "
+               "cluster IPs."),
+        _AGE,
     ),
 }
 
@@ -225,8 +333,8 @@ def rows(
     kind: str, objects: Sequence[m.KubeObject], now: float, *, wide: bool = False,
     with_namespace: bool = False,
 ) -> list[list[str]]:
-    """The header row and one row per object."""
-    columns = [c for c in COLUMNS[kind] if wide or not c.wide_only]
+    """The header row and one row per object; `wide` adds the priority-1 columns."""
+    columns = [c for c in COLUMNS[kind] if wide or not c.priority]
     table = [[c.header for c in columns]]
     table += [[c.cell(obj, now) for c in columns] for obj in objects]
     if with_namespace:

@@ -3,10 +3,17 @@
 `Registry` is what the API server calls for each request and what controllers write through, so
 an object written by a controller is checked exactly like one a user applies. For each verb:
 
-    create  namespace exists? → generateName → reset status → defaults → validate → allocate → store
-    update  read old → carry server-set fields → keep old status → defaults → validate → store
+    create  namespace exists? → generateName → reset status → defaults → managers → validate
+            → allocate → store
+    update  read old → carry server-set fields → keep old status → defaults → managers →
+            validate → store
+    apply   read live (or none) → merge the applied config, prune, managers → update or create
     status  read old → take only the new status → validate → store
     delete  finalizers? mark terminating : store delete → release IP / delete namespace contents
+
+A write that names a field manager (the API's writes do) records which fields it set in
+`metadata.managedFields`; `apply` is server-side apply. Both are `core.fieldmanager`'s; internal
+writers (controllers, bootstrap) name none and are not tracked.
 
 What differs between kinds is in the tables below (`_CREATE_STATUS`, `_HAS_STATUS`,
 `_PROTECTED_NAMESPACES`) and in the pure `core.defaults` and `core.validation` tables.
@@ -30,7 +37,7 @@ from typing import Any, Protocol, TypeVar, cast
 import msgspec
 
 from clusterip.clock import Clock
-from clusterip.core import defaults, validation
+from clusterip.core import codec, defaults, fieldmanager, validation
 from clusterip.core import model as m
 from clusterip.core.endpointsview import endpoints_for
 from clusterip.core.errors import (
@@ -43,6 +50,7 @@ from clusterip.core.errors import (
     required,
 )
 from clusterip.core.kinds import KINDS, for_type
+from clusterip.core.patchmeta import schema_of
 from clusterip.core.timefmt import rfc3339
 from clusterip.registry.objects import ObjectEvent, ObjectStore, conflict_message
 
@@ -158,8 +166,8 @@ class Registry:
 
     # --- create ------------------------------------------------------------------------------
 
-    async def create(self, obj: T, *, dry_run: bool = False) -> T:
-        """Validate, allocate and store a new object.
+    async def create(self, obj: T, *, dry_run: bool = False, field_manager: str = "") -> T:
+        """Validate, allocate and store a new object (its fields `field_manager`'s, if named).
 
         Raises:
             Invalid, Forbidden, NotFound (namespace), AlreadyExists, RangeFull.
@@ -174,6 +182,8 @@ class Registry:
         if type(obj) in _CREATE_STATUS:
             obj = msgspec.structs.replace(obj, status=_CREATE_STATUS[type(obj)])
         obj = defaults.apply_defaults(obj)
+        if field_manager:
+            obj = fieldmanager.track_update(None, obj, field_manager, self._now())
         errors = validation.validate(obj, None, service_cidrs=self._service_cidrs)
         if errors:
             raise Invalid(info.kind, meta.name, errors)
@@ -190,6 +200,9 @@ class Registry:
                 raise
             return cast(T, created)
         return await self.objects.create(obj)
+
+    def _now(self) -> str:
+        return rfc3339(self._clock.now())
 
     def _suffix(self) -> str:
         return "".join(self._rng.choice(_SUFFIX_ALPHABET) for _ in range(5))
@@ -217,8 +230,9 @@ class Registry:
 
     # --- update ------------------------------------------------------------------------------
 
-    async def update(self, obj: T, *, dry_run: bool = False) -> T:
-        """Replace the spec and metadata of a stored object (its status is kept).
+    async def update(self, obj: T, *, dry_run: bool = False, field_manager: str = "") -> T:
+        """Replace the spec and metadata of a stored object (its status is kept); the fields
+        the write changes become `field_manager`'s, if it is named.
 
         Raises:
             NotFound, Conflict, Invalid.
@@ -228,13 +242,14 @@ class Registry:
         for _ in range(_UNCONDITIONAL_RETRIES):
             old = await self.objects.get(type(obj), obj.metadata.namespace, obj.metadata.name)
             try:
-                return await self._update_once(obj, old, dry_run=dry_run)
+                return await self._update_once(obj, old, dry_run=dry_run,
+                                               field_manager=field_manager)
             except Conflict:
                 if conditional:
                     raise
         raise Conflict(f'{for_type(type(obj)).resource} "{obj.metadata.name}": too many conflicts')
 
-    async def _update_once(self, obj: T, old: T, *, dry_run: bool) -> T:
+    async def _update_once(self, obj: T, old: T, *, dry_run: bool, field_manager: str) -> T:
         info = for_type(type(obj))
         if obj.metadata.resource_version and (
             obj.metadata.resource_version != old.metadata.resource_version
@@ -242,6 +257,8 @@ class Registry:
             raise Conflict(conflict_message(info, obj.metadata.name))
         obj = _carry_server_fields(obj, old)
         obj = defaults.apply_defaults(obj)
+        if field_manager:
+            obj = fieldmanager.track_update(old, obj, field_manager, self._now())
         errors = validation.validate(obj, old, service_cidrs=self._service_cidrs)
         if errors:
             raise Invalid(info.kind, obj.metadata.name, errors)
@@ -273,6 +290,39 @@ class Registry:
         if old.spec.cluster_ip and not new.spec.cluster_ip:
             await self._allocator.release(old)
         return updated
+
+    async def apply(self, type_: type[T], namespace: str, name: str, config: dict[str, Any], *,
+                    field_manager: str, force: bool = False, dry_run: bool = False
+                    ) -> tuple[T, bool]:
+        """Server-side apply of `config` (a manifest as the client sent it) by `field_manager`:
+        creates the object when it does not exist. Returns the object and whether it was
+        created.
+
+        Raises:
+            ApplyConflict (the config changes fields other managers own, without `force`),
+            DecodeError, Invalid, and what create and update raise.
+        """
+        self._check_writable(type_)
+        for _ in range(_UNCONDITIONAL_RETRIES):
+            try:
+                live: T | None = await self.objects.get(type_, namespace, name)
+            except NotFound:
+                live = None
+            applied = fieldmanager.apply(
+                codec.to_dict(live) if live is not None else None, config, field_manager,
+                force=force, schema=schema_of(type_), now=self._now())
+            obj = codec.convert(applied, type_)
+            meta = msgspec.structs.replace(
+                obj.metadata, name=name, namespace=namespace,
+                resource_version=live.metadata.resource_version if live is not None else "")
+            obj = msgspec.structs.replace(obj, metadata=meta)
+            try:
+                if live is None:
+                    return await self.create(obj, dry_run=dry_run), True
+                return await self.update(obj, dry_run=dry_run), False
+            except (AlreadyExists, Conflict):
+                pass  # another writer came first: apply to what it wrote
+        raise Conflict(f'{for_type(type_).resource} "{name}": too many conflicting writers')
 
     async def update_status(self, obj: T, *, dry_run: bool = False) -> T:
         """Write only `status` (the `/status` subresource); everything else stays as stored."""

@@ -54,8 +54,8 @@ async def open_test_api(
                         rng=random.Random(seed))
     await allocator.ensure_service_cidr()
     await registry.bootstrap(api_port=7080)
-    client = TestClient(TestServer(ApiServer(registry, token=token).app(), host="127.0.0.1",
-                                   port=0))
+    client = TestClient(TestServer(ApiServer(registry, token=token, clock=clock).app(),
+                                   host="127.0.0.1", port=0))
     await client.start_server()
     try:
         yield TestApi(client, registry, store, clock)
