@@ -443,7 +443,8 @@ def report(results: Results, args: argparse.Namespace) -> None:
           f"p50 {netlab.percentile(ms, 50):.1f} ms, p99 {netlab.percentile(ms, 99):.1f} ms, "
           f"max {max(ms):.1f} ms; nft apply p50 {netlab.percentile(apply_ms, 50):.1f} ms, "
           f"p99 {netlab.percentile(apply_ms, 99):.1f} ms (libnftables, on the node's thread); "
-          f"nftrules.render of the whole map, which every sync starts with: median "
+          f"nftrules.render of the whole map (first and failed syncs; the others re-render "
+          f"only the ports that changed): median "
           f"{netlab.median(results.render_s) * 1000:.0f} ms of 5")
     for label, cold in results.cold.items():
         total = netlab.median([t for t, _ in cold])

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from clusterip.core.nftrules import (
     Origin,
     ProxyConfig,
+    Ruleset,
     TraceResult,
     full_sync,
     render,
@@ -419,3 +420,90 @@ def test_update_is_empty_exactly_when_the_rules_are_the_same(
 def test_a_ruleset_is_frozen() -> None:
     with pytest.raises(AttributeError):
         ALL.config = CONFIG  # type: ignore[misc]
+
+
+# --- incremental render ------------------------------------------------------------------------
+
+
+def _lines(text: str) -> list[str]:
+    return sorted(line.rstrip(",") for line in text.splitlines())
+
+
+def _same_text(a: Ruleset, b: Ruleset) -> bool:
+    """Whether two rulesets' full syncs hold the same lines (the order of the ports' elements,
+    chains and sets aside: a port added incrementally comes last)."""
+    return _lines(full_sync(a)) == _lines(full_sync(b))
+
+
+@st.composite
+def snapshot_sequences(draw: st.DrawFn) -> list[dict[ServicePortName, ServicePort]]:
+    """Service maps one after the other, each keeping some of the previous one's port objects
+    (as the tracker keeps unchanged ports), dropping and adding others."""
+    sequence = [draw(service_maps())]
+    for _ in range(draw(st.integers(1, 6))):
+        fresh, previous = draw(service_maps()), sequence[-1]
+        ports = {name: previous[name] if name in previous and draw(st.booleans()) else port
+                 for name, port in fresh.items()}
+        for name, port in previous.items():  # some kept although fresh has no such port
+            if name not in ports and draw(st.booleans()):
+                ports[name] = port
+        sequence.append(ports)
+    return sequence
+
+
+@settings(max_examples=150, deadline=None)
+@given(snapshot_sequences(), st.sampled_from([CONFIG, DUAL_STACK]))
+def test_an_incremental_render_is_a_render_from_scratch(
+    sequence: list[dict[ServicePortName, ServicePort]], config: ProxyConfig,
+) -> None:
+    previous = render(sequence[0], config)
+    for ports in sequence[1:]:
+        kept = render(previous.ports, config)
+        incremental = render(ports, config, previous)
+        scratch = render(ports, config)
+        assert incremental == scratch
+        assert _same_text(incremental, scratch)
+        assert update(incremental, scratch) == update(scratch, incremental) == ""
+        assert _lines(update(previous, incremental)) == _lines(update(previous, scratch))
+        assert previous == kept and _same_text(previous, kept)  # `previous` is left as it was
+        previous = incremental
+
+
+def test_an_incremental_render_renders_only_the_changed_ports() -> None:
+    ports = service_map(WEB, SYSLOG, STICKY)
+    old = render(ports, CONFIG)
+    moved = svc("web", "10.96.0.20", 80, ep("10.244.0.4"))
+    new = render({**ports, WEB.name: moved}, CONFIG, old)
+    table, before = new.tables[0], old.tables[0]
+    assert table.ports[str(SYSLOG.name)] is before.ports[str(SYSLOG.name)]
+    assert table.ports[str(STICKY.name)] is before.ports[str(STICKY.name)]
+    assert table.ports[str(WEB.name)].source is moved
+    assert render(ports, CONFIG, old).tables == old.tables  # nothing changed: the same tables
+    # `changed` names ports to render again even if they are the same objects.
+    forced = render(ports, CONFIG, old, changed={SYSLOG.name})
+    assert forced.tables[0].ports[str(SYSLOG.name)] is not before.ports[str(SYSLOG.name)]
+    assert forced == old
+
+
+def test_a_shared_set_element_goes_with_the_last_port_that_holds_it() -> None:
+    old = render(service_map(DNS_TCP, DNS_UDP, WEB), CONFIG)  # one ClusterIP, two ports
+    one = render(service_map(DNS_UDP, WEB), CONFIG, old)
+    assert ("10.96.0.25",) in one.tables[0].set_elements["cluster-ips"]
+    none = render(service_map(WEB), CONFIG, one)
+    assert ("10.96.0.25",) not in none.tables[0].set_elements["cluster-ips"]
+    assert none == render(service_map(WEB), CONFIG)
+
+
+def test_a_config_change_renders_from_scratch() -> None:
+    old = render(service_map(DUAL), CONFIG)
+    new = render(service_map(DUAL), DUAL_STACK, old)
+    assert new == render(service_map(DUAL), DUAL_STACK)
+    assert [t.family.name for t in new.tables] == ["ip", "ip6"]
+
+
+def test_a_map_changed_in_place_is_rendered_right() -> None:
+    ports = service_map(WEB, SYSLOG)
+    old = render(ports, CONFIG)
+    ports[WEB.name] = WEB3
+    del ports[SYSLOG.name]
+    assert render(ports, CONFIG, old) == render(ports, CONFIG)

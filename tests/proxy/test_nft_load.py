@@ -175,7 +175,8 @@ def test_each_update_leaves_the_kernel_as_a_full_sync_would(netns: Callable[[], 
     old = render(WALK[0], CONFIG)
     load(updated, full_sync(old))
     for step, ports in enumerate(WALK[1:], 1):
-        new = render(ports, CONFIG)
+        new = render(ports, CONFIG, old)  # incremental, as the proxier renders
+        assert new == render(ports, CONFIG), f"step {step}"
         text = update(old, new)
         assert text, f"step {step} changes something"
         load(updated, text)

@@ -557,3 +557,30 @@ async def test_stopping_closes_every_listener_connection_session_and_pipe(
                     pass
             writer.close()
         await eventually(lambda: fd_count() == fds)
+
+
+class _ClosedTransport:
+    """A transport that is already closing: writing to it is an error."""
+
+    def is_closing(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> None:
+        raise AssertionError("written after close")
+
+    def write_eof(self) -> None:
+        raise AssertionError("write_eof after close")
+
+
+async def test_a_pump_passes_nothing_to_a_peer_transport_already_closing() -> None:
+    from clusterip.proxy.relay import _PumpSide
+
+    ended: asyncio.Future[OSError | None] = asyncio.get_running_loop().create_future()
+    side, peer = _PumpSide(ended), _PumpSide(ended)
+    side.peer, peer.peer = peer, side
+    peer.transport = _ClosedTransport()  # type: ignore[assignment]
+    side.started = True
+    before = _PumpSide.dropped
+    side.data_received(b"late")
+    assert side.eof_received() is True
+    assert _PumpSide.dropped == before + 2

@@ -60,7 +60,7 @@ import os
 import socket
 import struct
 from collections.abc import Callable
-from typing import Final, Literal, cast
+from typing import ClassVar, Final, Literal, cast
 
 __all__ = ["PIPE_SIZE", "SPLICE_AVAILABLE", "relay", "reset"]
 
@@ -262,6 +262,9 @@ class _PumpSide(asyncio.Protocol):
 
     peer: _PumpSide
     transport: asyncio.Transport
+    # Writes and ends of stream not passed on because the peer's transport was already closing
+    # (it was reset or lost meanwhile): uvloop raises "Fatal error on transport" for them.
+    dropped: ClassVar[int] = 0
 
     def __init__(self, ended: asyncio.Future[OSError | None]) -> None:
         self.ended = ended
@@ -278,7 +281,7 @@ class _PumpSide(asyncio.Protocol):
     def start(self) -> None:
         self.started = True
         for data in self.early:
-            self.peer.transport.write(data)
+            self._send(data)
         self.early.clear()
         if self.eof:
             self._pass_eof()
@@ -287,7 +290,7 @@ class _PumpSide(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.started:
-            self.peer.transport.write(data)
+            self._send(data)
         else:
             self.early.append(data)
             self.transport.pause_reading()
@@ -298,8 +301,17 @@ class _PumpSide(asyncio.Protocol):
             self._pass_eof()
         return True  # keep the transport: the other direction may still be running
 
+    def _send(self, data: bytes) -> None:
+        if self.peer.transport.is_closing():
+            _PumpSide.dropped += 1
+        else:
+            self.peer.transport.write(data)
+
     def _pass_eof(self) -> None:
-        self.peer.transport.write_eof()  # sent once the peer's buffer is written
+        if self.peer.transport.is_closing():
+            _PumpSide.dropped += 1
+        else:
+            self.peer.transport.write_eof()  # sent once the peer's buffer is written
         if self.peer.eof and self.peer.started and not self.ended.done():
             self.ended.set_result(None)
 
