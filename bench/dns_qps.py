@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,8 @@ import dns.query
 import dns.rcode
 import msgspec
 
+from clusterip.app import loop_name
+from clusterip.app import run_on as run_loop
 from clusterip.control.informer import InformerFactory
 from clusterip.core import model as m
 from clusterip.core.dnsanswer import Answer, Responder, build_view
@@ -80,29 +82,6 @@ def make_svc(name: str, ip: str) -> m.Service:
 
 def make_services(count: int) -> list[m.Service]:
     return [make_svc(f"svc-{i}", service_ip(i)) for i in range(count)]
-
-
-def run_loop(main: Coroutine[Any, Any, Any], loop: str) -> Any:
-    """Run `main` on uvloop (through `uvloop.run`: never `uvloop.install`) or asyncio."""
-    if loop in ("auto", "uvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if loop == "uvloop":
-                raise
-        else:
-            return uvloop.run(main)
-    return asyncio.run(main)
-
-
-def loop_name(loop: str) -> str:
-    if loop == "asyncio":
-        return "asyncio"
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return "asyncio (uvloop not installed)"
-    return "uvloop"
 
 
 # --- the server process --------------------------------------------------------------------

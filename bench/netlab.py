@@ -23,8 +23,9 @@ ports 1024-65535, in that pod's namespace only).
 then SIGKILL after 5 s), deletes every namespace it made (which removes the veths and the
 bridge) and the temporary directory, pass or fail; SIGINT and SIGTERM are ignored meanwhile.
 Outside the event loop `trap_sigterm()` turns SIGTERM into KeyboardInterrupt, so that it cleans
-up as Ctrl-C does; `run_loop` runs the benchmark's coroutine on uvloop (`uvloop.run`, never
-`uvloop.install`) or asyncio, and there SIGTERM cancels it, as the runner does for SIGINT.
+up as Ctrl-C does; `run_loop` runs the benchmark's coroutine on the server's own loop
+(`clusterip.app.run_on`: uvloop when installed, never `uvloop.install`), and there SIGTERM
+cancels it, as the runner does for SIGINT.
 Nothing here touches the host's network namespace: every ``ip`` command names a namespace
 (``ip -n``) and every process is started under ``ip netns exec``.
 
@@ -55,6 +56,8 @@ from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from clusterip.app import run_on
 
 T = TypeVar("T")
 
@@ -146,27 +149,9 @@ def run_loop(main: Coroutine[Any, Any, T], loop: str) -> T:
         return await main
 
     try:
-        if loop in ("auto", "uvloop"):
-            try:
-                import uvloop
-            except ImportError:
-                if loop == "uvloop":
-                    raise
-            else:
-                return uvloop.run(cancellable())
-        return asyncio.run(cancellable())
+        return run_on(cancellable(), loop)
     finally:
         trap_sigterm()
-
-
-def loop_name(loop: str) -> str:
-    if loop == "asyncio":
-        return "asyncio"
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return "asyncio (uvloop not installed)"
-    return "uvloop"
 
 
 def missing_tools(extra: Sequence[str] = ()) -> list[str]:

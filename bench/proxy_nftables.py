@@ -79,6 +79,7 @@ from typing import Any
 import msgspec
 import netlab
 
+from clusterip.app import loop_name
 from clusterip.core import model as m
 from clusterip.core import nftrules
 from clusterip.core.nftrules import ProxyConfig
@@ -476,7 +477,7 @@ def main() -> None:
     if not LibNftables.available():
         sys.exit("libnftables cannot be loaded (apt-get install libnftables1)")
     netlab.trap_sigterm()
-    print(f"loop {netlab.loop_name(args.loop)}, load average {netlab.load_average()}", flush=True)
+    print(f"loop {loop_name(args.loop)}, load average {netlab.load_average()}", flush=True)
     try:
         with netlab.Lab() as lab:
             lab.make_node()

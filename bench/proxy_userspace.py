@@ -60,6 +60,7 @@ from typing import Any
 
 import netlab
 
+from clusterip.app import loop_name
 from clusterip.core.servicemap import Endpoint, ServicePort, ServicePortName, Snapshot
 from clusterip.proxy.relay import SPLICE_AVAILABLE
 from clusterip.proxy.userspace import UserspaceProxier
@@ -313,7 +314,7 @@ def main() -> None:
     if missing:
         sys.exit(f"missing: {', '.join(missing)}")
     netlab.trap_sigterm()
-    loop = netlab.loop_name(args.loop)
+    loop = loop_name(args.loop)
     print(f"loop {loop}, load average {netlab.load_average()}", flush=True)
     try:
         with netlab.Lab() as lab:

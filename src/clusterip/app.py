@@ -26,7 +26,7 @@ import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import msgspec
 
@@ -59,9 +59,11 @@ if TYPE_CHECKING:
     from clusterip.runtime.nssocket import NetnsSockets
     from clusterip.runtime.podnet import NetnsPodNetwork
 
-__all__ = ["AppConfig", "run", "serve"]
+__all__ = ["AppConfig", "loop_name", "run", "run_on", "serve"]
 
 log = logging.getLogger("clusterip")
+
+T = TypeVar("T")
 
 REPAIR_INTERVAL = 180.0
 COMPACT_INTERVAL = 300.0  # as kube-apiserver compacts etcd
@@ -404,24 +406,37 @@ def run(config: AppConfig) -> None:
         level=logging.DEBUG if config.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    _loop_runner(config.loop)(_main(config))
+    run_on(_main(config), config.loop)
 
 
-def _loop_runner(choice: str) -> Callable[[Coroutine[Any, Any, None]], None]:
-    """`uvloop.run` (never `uvloop.install`: nothing else's loop policy changes) for "uvloop", and
-    for "auto" when uvloop is installed; `asyncio.run` otherwise. uvloop answers DNS about 1.2x
-    faster here; everything the node does with netlink runs in threads, off the loop, because
-    pyroute2's asyncio netlink does not work on uvloop."""
+def run_on(main: Coroutine[Any, Any, T], choice: str) -> T:
+    """Run `main` on the event loop `choice` names: `uvloop.run` (never `uvloop.install`:
+    nothing else's loop policy changes) for "uvloop", and for "auto" when uvloop is installed;
+    `asyncio.run` otherwise. uvloop answers DNS about 1.2x faster here; everything the node does
+    with netlink runs in threads, off the loop, because pyroute2's asyncio netlink does not work
+    on uvloop. The benchmarks use it too, so they measure the loop the server runs on."""
     if choice != "asyncio":
         try:
             import uvloop
         except ImportError:
             if choice == "uvloop":
+                main.close()
                 raise BadInput("--loop uvloop: uvloop is not installed") from None
         else:
             log.debug("event loop: uvloop")
-            return uvloop.run
-    return asyncio.run
+            return uvloop.run(main)
+    return asyncio.run(main)
+
+
+def loop_name(choice: str) -> str:
+    """The loop `run_on(..., choice)` runs on, for logs and benchmark reports."""
+    if choice == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio (uvloop not installed)"
+    return "uvloop"
 
 
 async def _main(config: AppConfig) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from clusterip.core.proxyplan import Affinity, Listen, attempt_order, plan_listeners
 from clusterip.core.servicemap import Endpoint, ServicePort, ServicePortName
-from clusterip.proxy.userspace import Affinity, Listen, attempt_order, plan_listeners
 
 pytestmark = pytest.mark.anyio
 BOTH_LOOPS = True  # asyncio, and uvloop when installed (conftest.py)
