@@ -40,6 +40,10 @@ pytestmark = [pytest.mark.root,
 DATA = Path(__file__).resolve().parent / "data"
 SEED = "my-clusterip-service"
 SEED_URL = f"http://{SEED}.default.svc.cluster.local/"
+# A deleted pod keeps serving this long after SIGTERM, as a graceful server does: the kubelet
+# (here the node agent) signals it while the endpoint's removal is still on its way to the
+# proxy, and new connections sent to it in those milliseconds would otherwise be refused.
+DRAIN_SECONDS = "1"
 
 
 def program(name: str, *args: str) -> list[str]:
@@ -48,7 +52,8 @@ def program(name: str, *args: str) -> list[str]:
 
 def web(node: Node, name: str = "web", replicas: int = 3) -> None:
     create(node, DEPLOYMENTS, deployment(
-        name, program("webserver.py", "8080", str(node.state)), replicas=replicas))
+        name, program("webserver.py", "8080", str(node.state), DRAIN_SECONDS),
+        replicas=replicas))
 
 
 def all_ready(node: Node, service_name: str, count: int) -> bool:
