@@ -37,7 +37,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from clusterip.dnsserver.server import serve_dns
+from clusterip.dnsserver.server import bind_sockets, serve_dns
 
 _HERE = Path(__file__).resolve().parent
 
@@ -142,9 +142,10 @@ class _UpstreamUdp(asyncio.DatagramProtocol):
 async def _local_upstream() -> AsyncIterator[LocalUpstream]:
     up = LocalUpstream()
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _UpstreamUdp(up), local_addr=("127.0.0.1", 0))
-    up.port = transport.get_extra_info("sockname")[1]
+    # One free port for UDP and TCP together (a concurrent bind can take the UDP one's TCP twin).
+    udp_socket, tcp_socket = bind_sockets("127.0.0.1", 0)
+    transport, _ = await loop.create_datagram_endpoint(lambda: _UpstreamUdp(up), sock=udp_socket)
+    up.port = udp_socket.getsockname()[1]
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -158,7 +159,7 @@ async def _local_upstream() -> AsyncIterator[LocalUpstream]:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", up.port)
+    server = await asyncio.start_server(handle, sock=tcp_socket)
     try:
         yield up
     finally:
