@@ -66,8 +66,6 @@ log = logging.getLogger("clusterip")
 T = TypeVar("T")
 
 REPAIR_INTERVAL = 180.0
-COMPACT_INTERVAL = 300.0  # as kube-apiserver compacts etcd
-RETAINED_REVISIONS = 10_000  # watch history kept: a watch from an older revision gets 410
 STORE_FILE = "store.db"
 
 
@@ -91,6 +89,7 @@ class AppConfig:
     proxy_mode: str = "auto"  # auto (nftables when it can be programmed), nftables, userspace
     cluster_cidr: str = "10.244.0.0/16"  # every node's pod CIDR is inside it
     auth: str = "auto"  # token and TLS: auto (off loopback), token (always)
+    compaction_interval: float = 300.0  # seconds, as kube-apiserver's; 0: never
 
 
 async def open_store(config: AppConfig) -> Store:
@@ -164,7 +163,9 @@ async def serve(
             # go at once. Later passes give in-flight creates the API's 60 s to finish.
             await _repair(objects, ranges, clock, grace=0.0)
             tasks.create_task(_every(REPAIR_INTERVAL, lambda: _repair(objects, ranges, clock)))
-            tasks.create_task(_every(COMPACT_INTERVAL, lambda: _compact(store)))
+            if config.compaction_interval > 0:
+                compactor = _Compactor(store, await store.revision())
+                tasks.create_task(_every(config.compaction_interval, compactor.compact))
             tasks.create_task(informers.run())
             tasks.create_task(endpoints.run())
             tasks.create_task(deployments.run())
@@ -382,12 +383,21 @@ async def _repair(objects: ObjectStore, ranges: list[ServiceRange], clock: Clock
     log.info("ClusterIP repair pass: %s", report)
 
 
-async def _compact(store: Store) -> None:
-    """Forget the history older than the last `RETAINED_REVISIONS` revisions."""
-    target = await store.revision() - RETAINED_REVISIONS
-    if target > 0:
-        await store.compact(target)
-        log.info("compacted the store history up to revision %d", target)
+@dataclass
+class _Compactor:
+    """kube-apiserver's compaction: each time, forget the history up to the revision seen the
+    time before, so a watch can always resume from a revision one interval old (with a BOOKMARK
+    at least that fresh, a quiet watcher never sees 410 Expired)."""
+
+    store: Store
+    previous: int
+
+    async def compact(self) -> None:
+        current = await self.store.revision()
+        if self.previous > 0:
+            await self.store.compact(self.previous)
+            log.info("compacted the store history up to revision %d", self.previous)
+        self.previous = current
 
 
 async def _every(interval: float, action: Callable[[], Awaitable[None]]) -> None:

@@ -112,12 +112,18 @@ def _server_options(f: Any) -> Any:
                      "of the server's own: auto unless the API listens on 127.0.0.1, ::1 or "
                      "localhost; token always. Both are kept in DATA_DIR and written into "
                      "DATA_DIR/kubeconfig.")(f)
+    f = click.option("--compaction-interval", type=click.FloatRange(min=0), default=300.0,
+                     show_default=True, metavar="SECONDS",
+                     help="How often the store's history is compacted, as kube-apiserver's "
+                     "--etcd-compaction-interval: each time up to the revision of the time "
+                     "before, so watches can resume from a revision at least this old; 0: "
+                     "never.")(f)
     return f
 
 
 def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
                 verbose: bool, loop: str, apply_paths: tuple[str, ...], auth: str,
-                **node_options: Any) -> None:
+                compaction_interval: float, **node_options: Any) -> None:
     from clusterip.app import AppConfig, run
 
     host, _, port = listen.rpartition(":")
@@ -125,7 +131,8 @@ def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
         _fail(f"--listen: expected HOST:PORT, got {listen!r}", EXIT_BAD_INPUT)
     config = AppConfig(data_dir=data_dir, host=host, port=int(port),
                        service_cidr=service_cidr, store_url=store_url, verbose=verbose,
-                       loop=loop, apply=apply_paths, auth=auth, **node_options)
+                       loop=loop, apply=apply_paths, auth=auth,
+                       compaction_interval=compaction_interval, **node_options)
     try:
         run(config)
     except ClusterIPError as exc:
@@ -135,9 +142,11 @@ def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
 @main.command()
 @_server_options
 def apiserver(data_dir: str, listen: str, service_cidr: str, store_url: str,
-              verbose: bool, loop: str, apply_paths: tuple[str, ...], auth: str) -> None:
+              verbose: bool, loop: str, apply_paths: tuple[str, ...], auth: str,
+              compaction_interval: float) -> None:
     """Run the API server with its store and controllers (no node)."""
-    _run_server(data_dir, listen, service_cidr, store_url, verbose, loop, apply_paths, auth)
+    _run_server(data_dir, listen, service_cidr, store_url, verbose, loop, apply_paths, auth,
+                compaction_interval)
 
 
 @main.command()
@@ -155,13 +164,13 @@ def apiserver(data_dir: str, listen: str, service_cidr: str, store_url: str,
               help="The service proxy: nftables rules in the kernel, or userspace relays; auto "
               "is nftables when the process can program it (root, nft), else userspace.")
 def up(data_dir: str, listen: str, service_cidr: str, store_url: str, verbose: bool, loop: str,
-       apply_paths: tuple[str, ...], auth: str, netns: str | None,
+       apply_paths: tuple[str, ...], auth: str, compaction_interval: float, netns: str | None,
        dns_upstreams: tuple[str, ...], dns_listen: tuple[str, ...], proxy_mode: str) -> None:
     """Run everything in one process: API server, store, controllers and the node agent
     (pods, the cluster DNS on 10.96.0.10:53 inside the node, the service proxy)."""
     _run_server(data_dir, listen, service_cidr, store_url, verbose, loop, apply_paths, auth,
-                node=True, netns=netns, dns_upstreams=dns_upstreams, dns_listen=dns_listen,
-                proxy_mode=proxy_mode)
+                compaction_interval, node=True, netns=netns, dns_upstreams=dns_upstreams,
+                dns_listen=dns_listen, proxy_mode=proxy_mode)
 
 
 @main.command("kubeconfig")

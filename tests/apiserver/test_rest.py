@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from clusterip.testing.api import TestApi as Api
+from clusterip.testing.api import open_test_api
 
 pytestmark = pytest.mark.anyio
 
@@ -267,6 +268,32 @@ async def test_watch_from_version_and_initial_events_bookmark(api: Api) -> None:
     assert events[-1]["type"] == "BOOKMARK"
     assert events[-1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
     resp.close()
+
+
+async def test_bookmarks_carry_progress_made_elsewhere_and_survive_compaction() -> None:
+    async with open_test_api(bookmark_interval=0.05) as api:
+        created = await create(api, SERVICES, service("a"))
+        params = {"watch": "true", "allowWatchBookmarks": "true",
+                  "resourceVersion": created["metadata"]["resourceVersion"]}
+        resp = await api.http.get(SERVICES, params=params)
+        pod_rv = int((await create(api, PODS, pod("p1", {"app": "a"})))["metadata"]
+                     ["resourceVersion"])
+        bookmark: dict[str, Any] = {}
+        while int(bookmark.get("metadata", {}).get("resourceVersion", 0)) < pod_rv:
+            (event,) = await _read_events(resp, 1)
+            assert event["type"] == "BOOKMARK"
+            bookmark = event["object"]
+        assert bookmark == {"kind": "Service", "apiVersion": "v1",
+                            "metadata": {"resourceVersion": str(pod_rv)}}
+        resp.close()
+
+        await api.store.compact(await api.store.revision())
+        resumed = await api.http.get(SERVICES, params={
+            **params, "resourceVersion": bookmark["metadata"]["resourceVersion"]})
+        await create(api, SERVICES, service("b"))
+        (event,) = await _read_events(resumed, 1)
+        assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", "b")
+        resumed.close()
 
 
 async def test_watch_from_compacted_version_gets_410_error_event(api: Api) -> None:

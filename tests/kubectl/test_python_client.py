@@ -1,6 +1,7 @@
 """The Python `kubernetes` client, configured by nothing but the kubeconfig the server wrote:
 create, patch (its default is a strategic merge patch), replace with optimistic concurrency,
-server-side apply, the scale subresource, and delete, each call bounded in time."""
+server-side apply, the scale subresource, delete, watches, and an informer-style list+watch loop
+that survives 410 Expired; each call bounded in time."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client, config, watch
 
-from clusterip.testing.process import ServerProcess
+from clusterip.testing.process import ServerProcess, eventually
 
 CALL_TIMEOUT = 10  # seconds, for every request the client makes
 
@@ -23,9 +24,13 @@ SERVICE = {
 }
 
 
+COMPACTION_INTERVAL = "0.3"  # seconds: a watcher away for two of them must list again
+
+
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[client.ApiClient]:
-    server = ServerProcess(data_dir=tmp_path / "data", log_path=tmp_path / "apiserver.log")
+    server = ServerProcess(data_dir=tmp_path / "data", log_path=tmp_path / "apiserver.log",
+                           command=("apiserver", "--compaction-interval", COMPACTION_INTERVAL))
     server.start()
     try:
         with config.new_client_from_config(config_file=str(server.kubeconfig)) as api_client:
@@ -95,3 +100,105 @@ def test_server_side_apply_and_scale(api: client.ApiClient) -> None:
     assert (scale.kind, scale.spec.replicas, scale.status.selector) == ("Scale", 2, "app=web")
     assert apps.read_namespaced_deployment(
         "web", "default", _request_timeout=CALL_TIMEOUT).spec.replicas == 2
+
+
+POD = {
+    "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "labels": {"app": "web"}},
+    "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1d"]}]},
+}
+
+
+def test_pods_create_list_patch_replace_watch_delete(api: client.ApiClient) -> None:
+    v1 = client.CoreV1Api(api)
+    start = v1.list_namespaced_pod("default", _request_timeout=CALL_TIMEOUT)
+    created = v1.create_namespaced_pod("default", POD, _request_timeout=CALL_TIMEOUT)
+    assert created.metadata.uid and created.status.phase == "Pending"
+    patched = v1.patch_namespaced_pod("p1", "default", {"metadata": {"labels": {"tier": "a"}}},
+                                      _request_timeout=CALL_TIMEOUT)
+    assert patched.metadata.labels == {"app": "web", "tier": "a"}
+    patched.metadata.labels = {"app": "web"}
+    replaced = v1.replace_namespaced_pod("p1", "default", patched, _request_timeout=CALL_TIMEOUT)
+    assert replaced.metadata.labels == {"app": "web"}
+    selected = v1.list_namespaced_pod("default", label_selector="app=web,tier!=a",
+                                      _request_timeout=CALL_TIMEOUT)
+    assert [p.metadata.name for p in selected.items] == ["p1"]
+    deleted = v1.delete_namespaced_pod("p1", "default", grace_period_seconds=0,
+                                       _request_timeout=CALL_TIMEOUT)
+    assert (deleted.kind, deleted.metadata.name) == ("Pod", "p1")
+
+    seen = [(e["type"], e["object"].metadata.labels) for e in watch.Watch().stream(
+        v1.list_namespaced_pod, "default", resource_version=start.metadata.resource_version,
+        timeout_seconds=1, _request_timeout=CALL_TIMEOUT)]
+    assert seen == [("ADDED", {"app": "web"}), ("MODIFIED", {"app": "web", "tier": "a"}),
+                    ("MODIFIED", {"app": "web"}), ("DELETED", {"app": "web"})]
+
+
+class Informer:
+    """A reflector in miniature, as client-go's works: list, then watch from the list's
+    resourceVersion (with bookmarks), moving the resourceVersion along; on 410 Expired, list
+    again. `known` is its cache of services, by name."""
+
+    def __init__(self, v1: client.CoreV1Api) -> None:
+        self.v1 = v1
+        self.known: dict[str, Any] = {}
+        self.resource_version = ""
+        self.lists = 0
+
+    def relist(self) -> None:
+        listed = self.v1.list_namespaced_service("default", _request_timeout=CALL_TIMEOUT)
+        self.known = {s.metadata.name: s for s in listed.items}
+        self.resource_version = listed.metadata.resource_version
+        self.lists += 1
+
+    def watch_for(self, seconds: int) -> None:
+        """One watch session of `seconds`; on 410 Expired, the cache is listed afresh."""
+        try:
+            for event in watch.Watch().stream(
+                    self.v1.list_namespaced_service, "default",
+                    resource_version=self.resource_version, allow_watch_bookmarks=True,
+                    timeout_seconds=seconds, _request_timeout=seconds + CALL_TIMEOUT):
+                self.resource_version = event["raw_object"]["metadata"]["resourceVersion"]
+                if event["type"] == "DELETED":
+                    self.known.pop(event["object"].metadata.name, None)
+                elif event["type"] in ("ADDED", "MODIFIED"):
+                    self.known[event["object"].metadata.name] = event["object"]
+        except client.ApiException as exc:
+            if exc.status != 410:
+                raise
+            self.relist()
+
+
+def expired(v1: client.CoreV1Api, resource_version: str) -> bool:
+    """Whether a watch from `resource_version` is told 410 Expired (its history compacted)."""
+    try:
+        for _ in watch.Watch().stream(v1.list_namespaced_service, "default",
+                                      resource_version=resource_version, timeout_seconds=1,
+                                      _request_timeout=CALL_TIMEOUT):
+            pass
+    except client.ApiException as exc:
+        return exc.status == 410
+    return False
+
+
+def test_an_informer_loop_lists_again_after_410_and_converges(api: client.ApiClient) -> None:
+    v1 = client.CoreV1Api(api)
+    informer = Informer(v1)
+    informer.relist()
+    v1.create_namespaced_service("default", {**SERVICE, "metadata": {"name": "a"}},
+                                 _request_timeout=CALL_TIMEOUT)
+    informer.watch_for(1)
+    assert set(informer.known) == {"kubernetes", "a"}
+
+    # While the informer is away, services change and the history it knows is compacted.
+    v1.create_namespaced_service("default", {**SERVICE, "metadata": {"name": "b"}},
+                                 _request_timeout=CALL_TIMEOUT)
+    v1.delete_namespaced_service("a", "default", _request_timeout=CALL_TIMEOUT)
+    eventually(lambda: expired(v1, informer.resource_version), timeout=15)
+
+    informer.watch_for(1)
+    assert informer.lists == 2
+    assert set(informer.known) == {"kubernetes", "b"}
+    v1.create_namespaced_service("default", {**SERVICE, "metadata": {"name": "c"}},
+                                 _request_timeout=CALL_TIMEOUT)
+    informer.watch_for(1)
+    assert (informer.lists, set(informer.known)) == (2, {"kubernetes", "b", "c"})

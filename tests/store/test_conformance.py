@@ -470,6 +470,54 @@ async def test_two_watchers_see_identical_sequences(store: Store) -> None:
     assert [e.revision for e in seen_first] == list(range(start + 1, start + total + 1))
 
 
+async def test_watch_progress_reaches_writes_under_other_prefixes(store: Store) -> None:
+    start = await store.revision()
+    reported: list[int] = []
+
+    async def pump() -> None:
+        async for event in store.watch("/a/", start, reported.append):
+            raise AssertionError(f"no write under /a/: {event}")
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(pump)
+        elsewhere = [await store.create(f"/b/{i}", b"other") for i in range(3)]
+        with anyio.fail_after(DEADLINE):
+            while not reported or reported[-1] < elsewhere[-1]:
+                await anyio.sleep(0.01)  # the callback has no event to wait on
+        tasks.cancel_scope.cancel()
+
+
+async def test_watch_progress_never_passes_an_event_not_yet_yielded(store: Store) -> None:
+    start = await store.revision()
+    seen: list[tuple[str, int]] = []
+
+    async def pump() -> None:
+        watch = store.watch("/a/", start, lambda revision: seen.append(("progress", revision)))
+        async for event in watch:
+            seen.append(("event", event.revision))
+
+    async def churn(w: int) -> list[int]:
+        mine = [await store.create(f"/a/{w}/{i}", b"x") for i in range(5)]
+        await store.create(f"/b/{w}", b"y")
+        return mine
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(pump)
+        written = sorted(r for rs in await asyncio.gather(*(churn(w) for w in range(10)))
+                         for r in rs)
+        with anyio.fail_after(DEADLINE):
+            while not any(kind == "event" and rev == written[-1] for kind, rev in seen):
+                await anyio.sleep(0.01)
+        tasks.cancel_scope.cancel()
+
+    yielded: set[int] = set()
+    for kind, revision in seen:
+        if kind == "event":
+            yielded.add(revision)
+        else:
+            assert all(r in yielded for r in written if r <= revision), (revision, seen)
+
+
 async def test_watch_ends_when_the_store_closes(store: Store) -> None:
     start = await store.revision()
 

@@ -22,7 +22,11 @@ Watches (`?watch=true`) stream newline-delimited JSON events over chunked encodi
 resourceVersion (or with "0", or with `sendInitialEvents=true`) the current objects come first
 as ADDED events, then changes; with one, only changes after it. A compacted resourceVersion gives
 HTTP 200 and one ERROR event with a 410 Expired Status, as kube-apiserver's watch cache does.
-The stream ends after `timeoutSeconds` (default 30 minutes; kubectl does not reconnect).
+With `allowWatchBookmarks=true` a BOOKMARK event (the kind, and only a resourceVersion) comes
+every `bookmark_interval` seconds (a minute, as kube-apiserver's) when the store's progress
+passed the last resourceVersion sent: a client that resumes from it misses nothing, and a quiet
+resource's watcher keeps a resourceVersion that compaction does not expire. The stream ends after
+`timeoutSeconds` (default 30 minutes; kubectl does not reconnect).
 
 `kubectl get` asks for a Table (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io,...`):
 a GET, a list and a watch then answer with `core.tables`' Tables instead of the objects (in a
@@ -44,7 +48,7 @@ import contextlib
 import hmac
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import msgspec
@@ -72,6 +76,7 @@ from clusterip.core.patch import json_patch, merge_patch
 from clusterip.core.patchmeta import Schema, schema_of
 from clusterip.core.scale import scale_of, scaled
 from clusterip.core.strategicpatch import strategic_merge_patch
+from clusterip.registry.objects import ObjectEvent
 from clusterip.registry.registry import Registry
 
 __all__ = ["ApiServer", "PodLogs", "serve_api"]
@@ -80,6 +85,7 @@ log = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json"
 DEFAULT_WATCH_TIMEOUT = 1800.0
+DEFAULT_BOOKMARK_INTERVAL = 60.0
 _PATCH_RETRIES = 5
 _TRUE = {"true", "1", "True"}
 
@@ -115,12 +121,14 @@ class PodLogs(Protocol):
 class ApiServer:
     """The aiohttp application. `ready()` tells /readyz whether the controllers have synced;
     `logs` serves the pods' `log` subresource (absent: 404, as for a pod no node runs); a
-    `token` is required of every client (empty: none is); the `clock` tells Tables' ages."""
+    `token` is required of every client (empty: none is); the `clock` tells Tables' ages;
+    watches that allow bookmarks get one every `bookmark_interval` seconds."""
 
     def __init__(self, registry: Registry, *, ready: Callable[[], bool] = lambda: True,
-                 logs: PodLogs | None = None, token: str = "", clock: Clock | None = None
-                 ) -> None:
+                 logs: PodLogs | None = None, token: str = "", clock: Clock | None = None,
+                 bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL) -> None:
         self.registry = registry
+        self._bookmark_interval = bookmark_interval
         self._ready = ready
         self.logs = logs
         self._token = token
@@ -204,6 +212,7 @@ class ApiServer:
         timeout = float(query.get("timeoutSeconds", DEFAULT_WATCH_TIMEOUT))
         rv = query.get("resourceVersion", "")
         initial = query.get("sendInitialEvents", "") in _TRUE
+        bookmarks = query.get("allowWatchBookmarks", "") in _TRUE
         response = web.StreamResponse(headers={"Content-Type": JSON_TYPE})
         response.enable_chunked_encoding()
         task = asyncio.current_task()
@@ -225,11 +234,24 @@ class ApiServer:
                 await response.write(b"".join(lines))
         else:
             await response.prepare(request)
+        sent = progressed = since
+
+        def progress(revision: int) -> None:
+            nonlocal progressed
+            progressed = max(progressed, revision)
+
+        events = self.registry.watch(type_, target.namespace, since, progress)
+        interval = self._bookmark_interval if bookmarks else None
         try:
             async with asyncio.timeout(timeout):
-                async for event in self.registry.watch(type_, target.namespace, since):
-                    if match(event.obj):
+                async for event in _with_ticks(events, interval):
+                    if event is None:
+                        if progressed > sent:
+                            await response.write(_bookmark(target, progressed, initial_end=False))
+                            sent = progressed
+                    elif match(event.obj):
                         await response.write(_event_line(event.type, present(event.obj)))
+                        sent = max(sent, event.revision)
         except TimeoutError:
             pass
         except Expired as exc:
@@ -546,6 +568,38 @@ def _filter(target: Target, query: Any) -> Callable[[m.KubeObject], bool]:
 
 def _everything(obj: m.KubeObject) -> bool:
     return True
+
+
+async def _with_ticks(events: AsyncIterator[ObjectEvent], interval: float | None
+                      ) -> AsyncIterator[ObjectEvent | None]:
+    """The events, and a None every `interval` seconds (none without an interval)."""
+    if interval is None:
+        async for event in events:
+            yield event
+        return
+    loop = asyncio.get_running_loop()
+    next_tick = loop.time() + interval
+    pending = asyncio.ensure_future(anext(events))
+    try:
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=max(0.0, next_tick - loop.time()))
+            if not done:
+                next_tick = loop.time() + interval
+                yield None
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = asyncio.ensure_future(anext(events))
+            yield event
+    finally:
+        if pending.done():
+            pending.exception()  # retrieved: the consumer left, the stream's end is no news
+        else:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
 
 
 def _event_line(kind: str, obj: Any) -> bytes:

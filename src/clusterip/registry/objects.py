@@ -102,11 +102,13 @@ class ObjectStore:
         return [with_revision_bytes(kv.value, kv.mod_revision) for kv in kvs], revision
 
     async def watch(
-        self, type_: type[T], namespace: str | None, since_revision: int
+        self, type_: type[T], namespace: str | None, since_revision: int,
+        progress: Callable[[int], None] | None = None,
     ) -> AsyncIterator[ObjectEvent]:
-        """Changes after `since_revision`; raises `Expired` if that history was compacted."""
+        """Changes after `since_revision`; raises `Expired` if that history was compacted.
+        `progress` is the store's (see `store.api`)."""
         info = for_type(type_)
-        async for event in self.store.watch(info.prefix(namespace), since_revision):
+        async for event in self.store.watch(info.prefix(namespace), since_revision, progress):
             yield _to_object_event(type_, event)
 
     async def revision(self) -> int:

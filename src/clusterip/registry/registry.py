@@ -150,11 +150,12 @@ class Registry:
         return await self.objects.list_encoded(type_, namespace)
 
     def watch(
-        self, type_: type[T], namespace: str | None, since_revision: int
+        self, type_: type[T], namespace: str | None, since_revision: int,
+        progress: Callable[[int], None] | None = None,
     ) -> AsyncIterator[ObjectEvent]:
         if not for_type(type_).stored:
             raise BadInput(f"watch is not supported for {for_type(type_).resource}: it is a view")
-        return self.objects.watch(type_, namespace, since_revision)
+        return self.objects.watch(type_, namespace, since_revision, progress)
 
     async def _endpoints_view(self, service: m.Service) -> m.Endpoints:
         slices, _ = await self.objects.list(m.EndpointSlice, service.metadata.namespace)

@@ -16,14 +16,17 @@ etcd v3 so that the etcd backend is a thin translation:
 
 A watch yields every change with a revision greater than `since_revision`, in revision order,
 exactly once; a DELETE event carries the value the key had before. Asking for history older than
-the last compaction raises `Expired`. Backends raise only errors of `core.errors`.
+the last compaction raises `Expired`. A watch given a `progress` callback calls it, whenever it has
+caught up and waits, with a revision R such that every change under its prefix up to R has been
+yielded: a consumer may resume from R without loss, however quiet its prefix (etcd's progress
+notifications; the API server's BOOKMARK events). Backends raise only errors of `core.errors`.
 
 Every backend passes one conformance suite (`tests/store/test_conformance.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -89,9 +92,13 @@ class Store(Protocol):
         """The current store revision (0 for an empty store)."""
         ...
 
-    def watch(self, prefix: str, since_revision: int) -> AsyncIterator[WatchEvent]:
+    def watch(
+        self, prefix: str, since_revision: int, progress: Callable[[int], None] | None = None
+    ) -> AsyncIterator[WatchEvent]:
         """Changes under `prefix` with revision > since_revision, forever, in revision order.
-        Raises Expired (on the first iteration) if since_revision < the compacted revision."""
+        Raises Expired (on the first iteration) if since_revision < the compacted revision.
+        `progress(R)` is called when the watch has caught up: nothing under `prefix` up to R
+        is left to yield."""
         ...
 
     async def compact(self, revision: int) -> None:

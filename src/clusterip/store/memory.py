@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from clusterip.core.errors import AlreadyExists, Conflict, Expired, NotFound, Unavailable
 from clusterip.store.api import EventType, KeyValue, WatchEvent
@@ -104,7 +104,9 @@ class MemoryStore:
         self._check_open()
         return self._revision
 
-    async def watch(self, prefix: str, since_revision: int) -> AsyncIterator[WatchEvent]:
+    async def watch(
+        self, prefix: str, since_revision: int, progress: Callable[[int], None] | None = None
+    ) -> AsyncIterator[WatchEvent]:
         self._check_open()
         position = since_revision
         while not self._closed:
@@ -118,6 +120,8 @@ class MemoryStore:
                 if event.kv.key.startswith(prefix):
                     yield event
             if not pending:
+                if progress is not None:
+                    progress(self._revision)  # the log holds every revision after `position`
                 await wakeup.wait()
 
     async def compact(self, revision: int) -> None:

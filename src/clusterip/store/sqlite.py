@@ -626,7 +626,9 @@ class SqliteStore:
     async def compact(self, revision: int) -> None:
         await self._write(partial(_do_compact, revision=revision))
 
-    async def watch(self, prefix: str, since_revision: int) -> AsyncIterator[WatchEvent]:
+    async def watch(
+        self, prefix: str, since_revision: int, progress: Callable[[int], None] | None = None
+    ) -> AsyncIterator[WatchEvent]:
         self._check_open()
         position = since_revision
         polled = False
@@ -642,6 +644,8 @@ class SqliteStore:
                 yield event
             position = page.position
             if not page.more:
+                if progress is not None:
+                    progress(position)
                 try:
                     await asyncio.wait_for(committed.wait(), self._poll_interval)
                     polled = False

@@ -43,7 +43,7 @@ class TestApi:
 @asynccontextmanager
 async def open_test_api(
     store: Store | None = None, *, service_cidr: str = "10.96.0.0/12", seed: int = 7,
-    token: str = "",
+    token: str = "", bookmark_interval: float = 60.0,
 ) -> AsyncIterator[TestApi]:
     clock = FakeClock()
     store = store or MemoryStore()
@@ -54,7 +54,8 @@ async def open_test_api(
                         rng=random.Random(seed))
     await allocator.ensure_service_cidr()
     await registry.bootstrap(api_port=7080)
-    client = TestClient(TestServer(ApiServer(registry, token=token, clock=clock).app(),
+    client = TestClient(TestServer(ApiServer(registry, token=token, clock=clock,
+                                             bookmark_interval=bookmark_interval).app(),
                                    host="127.0.0.1", port=0))
     await client.start_server()
     try:
