@@ -199,6 +199,17 @@ async def test_delete_returns_the_object_and_releases_the_ip(api: Api) -> None:
     await create(api, SERVICES, service("again", clusterIP="10.96.0.60"))
 
 
+async def test_delete_of_other_kinds_answers_a_success_status(api: Api) -> None:
+    created = await create(api, SLICES, {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "s1"}, "addressType": "IPv4", "endpoints": []})
+    resp = await api.http.delete(f"{SLICES}/s1")
+    assert (resp.status, await resp.json()) == (200, {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+        "details": {"name": "s1", "group": "discovery.k8s.io", "kind": "endpointslices",
+                    "uid": created["metadata"]["uid"]}})
+
+
 async def test_protected_namespace_cannot_be_deleted(api: Api) -> None:
     resp = await api.http.delete("/api/v1/namespaces/default")
     assert resp.status == 403

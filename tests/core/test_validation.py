@@ -599,9 +599,11 @@ C0 = "spec.containers[0]"
             "command": SLEEP}]},
                      ['spec.containers[0].name: Duplicate value: "nginx"'],
                      id="names-unique-with-init-containers"),
-        pytest.param({f"{C0}.command": DELETE},
-                     [f"{C0}.command: Required value: clusterip runs a container's command on the "
-                      "node (images are accepted and not run)"], id="command-required"),
+        pytest.param({f"{C0}.command": DELETE}, [], id="image-without-command"),
+        pytest.param({f"{C0}.command": DELETE, f"{C0}.image": DELETE},
+                     [f"{C0}.image: Required value: a container needs an image or a command "
+                      "(clusterip runs the command on the node; images are accepted and not "
+                      "run)"], id="image-or-command-required"),
         pytest.param({f"{C0}.image": DELETE}, [], id="command-without-image"),
         pytest.param({f"{C0}.image": " nginx"},
                      [f'{C0}.image: Invalid value: " nginx": must not have leading or trailing '

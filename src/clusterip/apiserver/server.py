@@ -33,6 +33,9 @@ a GET, a list and a watch then answer with `core.tables`' Tables instead of the 
 watch, each event's object is a one-row Table), with the ages counted on the server's `clock`.
 Any other Accept header gets the plain object or list.
 
+DELETE answers with the deleted object for pods, services and namespaces (202 while a pod
+terminates gracefully) and with a Success Status for the other kinds, as kube-apiserver does.
+
 Version, discovery and OpenAPI documents are `apiserver.discovery`'s. With a `token`, every
 request but the health checks (/healthz, /livez, /readyz) must carry `Authorization: Bearer
 <token>`, or gets a 401 Unauthorized Status (`clusterip up` turns this on when the API listens on
@@ -59,7 +62,7 @@ from aiohttp.typedefs import Middleware
 
 from clusterip.apiserver.discovery import Discovery
 from clusterip.apiserver.paths import Target, parse_path
-from clusterip.apiserver.status import status_for
+from clusterip.apiserver.status import status_for, success_status
 from clusterip.clock import Clock, SystemClock
 from clusterip.core import codec, selectors, tables
 from clusterip.core import model as m
@@ -69,8 +72,10 @@ from clusterip.core.errors import (
     Conflict,
     DecodeError,
     Expired,
+    MethodNotAllowed,
     NotFound,
     Unauthorized,
+    UnsupportedMediaType,
 )
 from clusterip.core.patch import json_patch, merge_patch
 from clusterip.core.patchmeta import Schema, schema_of
@@ -162,10 +167,8 @@ class ApiServer:
         scope = "item" if target.name else "collection"
         route = _ROUTES.get((scope, request.method, target.subresource))
         if route is None:
-            return _respond(
-                status_for(BadInput(f"method {request.method} is not allowed on {request.path}")),
-                status=405,
-            )
+            return _error(MethodNotAllowed(
+                f"method {request.method} is not allowed on {request.path}"), target)
         try:
             return await route(self, request, target)
         except ClusterIPError as exc:
@@ -313,10 +316,9 @@ class ApiServer:
             return await self._apply(request, target)
         patcher = _PATCHERS.get(kind)
         if patcher is None:
-            return _respond(
-                status_for(BadInput(f"the patch content type {kind!r} is not supported")),
-                status=415,
-            )
+            raise UnsupportedMediaType(
+                f"the body of a PATCH must be one of {', '.join([*_PATCHERS, APPLY_PATCH])}, "
+                f"not {kind}")
         patch = _parse_body(await request.read(), kind)
         schema = None if target.subresource == "scale" else schema_of(target.info.type)
         return await self._change(request, target, lambda view: patcher(view, patch, schema),
@@ -327,7 +329,6 @@ class ApiServer:
         """Read the object, `change` what the path addresses (the object as JSON data, or its
         Scale), write it back conditionally; on a lost race read and change again, unless the
         change named the resourceVersion it expects."""
-        strict = request.query.get("fieldValidation", "") == "Strict"
         for _ in range(_PATCH_RETRIES):
             try:
                 if target.subresource == "scale":
@@ -338,10 +339,7 @@ class ApiServer:
                     return _respond(scale_of(updated))
                 live_obj = await self.registry.get(target.info.type, target.namespace or "",
                                                    target.name)
-                patched = change(codec.to_dict(live_obj))
-                if not isinstance(patched, dict):
-                    raise BadInput("the patch did not produce an object")
-                decoded = codec.decode(patched, strict=strict)
+                decoded = _decode_object(change(codec.to_dict(live_obj)), request, target)
                 result = await self._write(request, target, _place(decoded.obj, target))
                 return _respond(result, warnings=_warnings(request, decoded))
             except Conflict:
@@ -428,7 +426,11 @@ class ApiServer:
         )
         if deleted.metadata.deletion_timestamp and deleted.metadata.finalizers:
             return _respond(deleted, status=202)
-        return _respond(deleted)
+        if target.info.resource in _DELETE_RETURNS_OBJECT:
+            return _respond(deleted)
+        return _respond(success_status({
+            "name": deleted.metadata.name, "group": target.info.group,
+            "kind": target.info.resource, "uid": deleted.metadata.uid}))
 
 
 _ROUTES: dict[tuple[str, str, str], Callable[[ApiServer, web.Request, Target],
@@ -456,6 +458,10 @@ _PATCHERS: dict[str, Callable[[Any, Any, Schema], Any]] = {
     "application/json-patch+json": lambda live, patch, schema: json_patch(live, patch),
 }
 APPLY_PATCH = "application/apply-patch+yaml"
+
+# What a DELETE answers, as kube-apiserver's registries do: the deleted object for these
+# resources (their OpenAPI says so), a Success Status naming it for the others.
+_DELETE_RETURNS_OBJECT = frozenset({"pods", "services", "namespaces"})
 
 
 def _bearer_token(token: str) -> Middleware:

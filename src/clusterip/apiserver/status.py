@@ -22,8 +22,11 @@ STATUS_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (e.Invalid, 422, "Invalid"),
     (e.Forbidden, 403, "Forbidden"),
     (e.Unauthorized, 401, "Unauthorized"),
+    (e.UnsupportedMediaType, 415, "UnsupportedMediaType"),
+    (e.MethodNotAllowed, 405, "MethodNotAllowed"),
     (e.DecodeError, 400, "BadRequest"),
-    (e.UnknownKind, 404, "NotFound"),
+    (e.UnknownResource, 404, "NotFound"),
+    (e.UnknownKind, 400, "BadRequest"),
     (e.BadInput, 400, "BadRequest"),
     (e.NotFound, 404, "NotFound"),
     (e.AlreadyExists, 409, "AlreadyExists"),
@@ -62,6 +65,8 @@ def status_for(exc: BaseException, *, resource: str = "", name: str = "") -> dic
     if resource:
         details["kind"] = resource
     if isinstance(exc, e.Invalid):
+        if exc.name:  # a create's URL names none; kubectl shows `The Service "web" is invalid`
+            details["name"] = exc.name
         details["kind"] = exc.kind or resource
         details["causes"] = [
             {"reason": err.type.reason, "message": err.message, "field": err.field}

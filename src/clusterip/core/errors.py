@@ -9,6 +9,9 @@ environment failed at (a store that cannot be reached: 503)::
     ├── BadInput                  the request or manifest is wrong            400 / 422
     │   ├── DecodeError           not YAML/JSON, or a field of the wrong type  400 BadRequest
     │   ├── UnknownKind           apiVersion/kind that clusterip does not serve 400 BadRequest
+    │   │   └── UnknownResource   a URL for a resource clusterip does not serve 404 NotFound
+    │   ├── UnsupportedMediaType  a body of a content type the verb cannot read 415
+    │   ├── MethodNotAllowed      a verb the path does not take                405
     │   ├── Invalid               fails validation: carries every FieldError   422 Invalid
     │   ├── Forbidden             a well-formed request that is never allowed  403 Forbidden
     │   └── Unauthorized          no valid bearer token (the API needs one)    401 Unauthorized
@@ -55,6 +58,9 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "UnknownKind",
+    "UnknownResource",
+    "UnsupportedMediaType",
+    "MethodNotAllowed",
 ]
 
 
@@ -178,7 +184,19 @@ class DecodeError(BadInput):
 
 
 class UnknownKind(BadInput):
-    """An apiVersion/kind (or resource) that clusterip does not serve."""
+    """An apiVersion/kind that clusterip does not serve."""
+
+
+class UnknownResource(UnknownKind):
+    """A path that names a resource clusterip does not serve."""
+
+
+class UnsupportedMediaType(BadInput):
+    """A body in a content type the request cannot take (a PATCH of an unknown patch type)."""
+
+
+class MethodNotAllowed(BadInput):
+    """A verb the path does not take (POST to an item)."""
 
 
 class Invalid(BadInput):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clusterip.core import model
-from clusterip.core.errors import UnknownKind
+from clusterip.core.errors import UnknownKind, UnknownResource
 
 __all__ = ["KINDS", "KindInfo", "Subresource", "by_api_kind", "by_resource", "for_type", "lookup"]
 
@@ -125,7 +125,7 @@ def by_resource(group: str, resource: str) -> KindInfo:
     try:
         return _BY_RESOURCE[(group, resource)]
     except KeyError:
-        raise UnknownKind(
+        raise UnknownResource(
             f'the server could not find the requested resource "{resource}"'
         ) from None
 

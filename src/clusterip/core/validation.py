@@ -33,7 +33,9 @@ business, not validation's.
 Where clusterip is stricter than Kubernetes it says why: port names are unique across a whole
 Pod (named targetPorts resolve unambiguously), and NodePort/LoadBalancer/SCTP are unsupported.
 Where it is looser: a container needs a `command` or an `image`, not necessarily an image
-(clusterip runs commands; images are accepted and ignored), a Pod update may set
+(clusterip runs commands; images are accepted and ignored, so manifests written for Kubernetes
+apply unchanged, and a container with an image but no command waits with the reason in its
+status), a Pod update may set
 `spec.nodeName` once (what Kubernetes' binding subresource does), and an update with an empty
 `metadata.uid` is not an error (the registry keeps the stored uid, as the API server does).
 """
@@ -708,16 +710,16 @@ def _env(env: Sequence[model.EnvVar], path: str) -> list[FieldError]:
 
 
 # clusterip runs a container's `command` on the node and accepts (and ignores) its image, so a
-# container needs a command, where Kubernetes requires the image.
-_NOTHING_TO_RUN = ("clusterip runs a container's command on the node (images are accepted and "
-                   "not run)")
+# container needs a command or an image, where Kubernetes requires the image.
+_NOTHING_TO_RUN = ("a container needs an image or a command (clusterip runs the command on the "
+                   "node; images are accepted and not run)")
 
 
 def _container(c: model.Container, path: str, *, init: bool,
                port_names: set[str]) -> list[FieldError]:
     errs: list[FieldError] = []
-    if not c.command:
-        errs.append(required(f"{path}.command", _NOTHING_TO_RUN))
+    if not c.command and not c.image:
+        errs.append(required(f"{path}.image", _NOTHING_TO_RUN))
     if c.image != c.image.strip():
         errs.append(invalid(f"{path}.image", c.image,
                             "must not have leading or trailing whitespace"))

@@ -115,7 +115,8 @@ def check_spec(spec: ProcessSpec) -> None:
             absolute.
     """
     if not spec.argv:
-        raise StartError("no command to run: the container has neither command nor args")
+        raise StartError("no command to run: clusterip runs a container's command on the node, "
+                         "not its image; give the container a command")
     if not spec.argv[0]:
         raise StartError('exec: "": empty program name')
     if not spec.cwd.startswith("/"):
