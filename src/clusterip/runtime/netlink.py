@@ -98,6 +98,11 @@ _BRPORT_MODE_HAIRPIN = 1
 _libc: ctypes.CDLL | None = None  # loaded on first setns
 
 
+# The rtm_protocol that marks clusterip's routes (as bird or zebra mark theirs, rtnetlink's
+# RTPROT_* above 4 are free for routing daemons): a route listing finds exactly ours.
+ROUTE_PROTOCOL = 193
+
+
 class NetworkError(ClusterIPError):
     """A netlink or network-namespace operation failed (an environment failure, like EPERM).
 
@@ -580,6 +585,44 @@ class Netlink:
             self._ipr.route("replace", dst=str(network), oif=link.index, scope=_SCOPE_LINK)
         if network not in self.routes_via(name):
             raise NetworkError(op, self.netns, None, "the kernel does not show the route")
+
+    def gateway_routes(self) -> dict[ipaddress.IPv4Network, ipaddress.IPv4Address]:
+        """The main table's IPv4 routes that clusterip made (`ROUTE_PROTOCOL`) via a gateway:
+        destination → gateway. Routes others made are never listed, so never touched."""
+        found: dict[ipaddress.IPv4Network, ipaddress.IPv4Address] = {}
+        with self._t("dump routes"):
+            for msg in self._ipr.route("dump", family=socket.AF_INET, table=_DEFAULT_ROUTE_TABLE,
+                                       proto=ROUTE_PROTOCOL):
+                if msg.get("proto") == ROUTE_PROTOCOL and msg.get("gateway") and msg.get("dst"):
+                    network = ipaddress.IPv4Network(f"{msg.get('dst')}/{msg['dst_len']}")
+                    found[network] = ipaddress.IPv4Address(msg.get("gateway"))
+        return found
+
+    def replace_gateway_route(self, network: ipaddress.IPv4Network,
+                              gateway: ipaddress.IPv4Address) -> None:
+        """Route `network` via `gateway` (marked as clusterip's), replacing any route to it."""
+        op = f"route {network} via {gateway}"
+        with self._t(op):
+            self._ipr.route("replace", dst=str(network), gateway=str(gateway),
+                            proto=ROUTE_PROTOCOL)
+        if self.gateway_routes().get(network) != gateway:
+            raise NetworkError(op, self.netns, None, "the kernel does not show the route")
+
+    def delete_gateway_route(self, network: ipaddress.IPv4Network) -> bool:
+        """Delete clusterip's route to `network`. False if there was none."""
+        op = f"delete route {network}"
+        gateway = self.gateway_routes().get(network)
+        if gateway is None:
+            return False
+        with self._t(op):
+            try:
+                self._ipr.route("del", dst=str(network), gateway=str(gateway),
+                                proto=ROUTE_PROTOCOL)
+            except NetlinkError as e:
+                if e.code == errno.ESRCH:
+                    return False
+                raise
+        return True
 
     def delete_link(self, name: str) -> bool:
         """Delete interface `name` (a veth takes its peer with it). False if it did not exist."""
