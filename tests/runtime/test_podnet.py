@@ -447,3 +447,26 @@ async def test_teardown_pod_refuses_a_namespace_that_is_not_ours(name: str) -> N
     net = NetnsPodNetwork("cipt-never", prefix="cipt-never")
     with pytest.raises(ValueError, match="not a pod namespace"):
         await net.teardown_pod(name)
+
+
+@requires_root
+def test_gateway_routes_are_marked_listed_replaced_and_deleted(node_netns: str) -> None:
+    netlink.create_netns(node_netns)
+    other_nodes = ipaddress.IPv4Network("10.244.1.0/24"), ipaddress.IPv4Network("10.244.2.0/24")
+    with Netlink(node_netns) as nl:
+        nl.create_bridge("link0")
+        nl.add_address("link0", ipaddress.IPv4Interface("172.18.0.1/24"))
+        nl.set_up("link0")
+        nl.add_route(ipaddress.IPv4Network("192.0.2.0/24"), "link0")  # not ours: never listed
+        for last, network in enumerate(other_nodes, start=2):
+            nl.replace_gateway_route(network, ipaddress.IPv4Address(f"172.18.0.{last}"))
+        assert nl.gateway_routes() == {
+            other_nodes[0]: ipaddress.IPv4Address("172.18.0.2"),
+            other_nodes[1]: ipaddress.IPv4Address("172.18.0.3")}
+        nl.replace_gateway_route(other_nodes[0], ipaddress.IPv4Address("172.18.0.9"))
+        assert nl.gateway_routes()[other_nodes[0]] == ipaddress.IPv4Address("172.18.0.9")
+        assert nl.delete_gateway_route(other_nodes[1]) is True
+        assert nl.delete_gateway_route(other_nodes[1]) is False
+        assert list(nl.gateway_routes()) == [other_nodes[0]]
+        assert nl.routes_via("link0") == [ipaddress.IPv4Network("172.18.0.0/24"),
+                                          ipaddress.IPv4Network("192.0.2.0/24")]
