@@ -47,6 +47,7 @@ from clusterip.registry.ipalloc import ClusterIPAllocator
 from clusterip.registry.objects import ObjectStore
 from clusterip.registry.registry import Registry
 from clusterip.store.api import Store
+from clusterip.store.etcd import EtcdStore
 from clusterip.store.memory import MemoryStore
 from clusterip.store.sqlite import SqliteStore
 
@@ -93,12 +94,15 @@ class AppConfig:
 
 
 async def open_store(config: AppConfig) -> Store:
-    """The store the config names: SQLite in the data directory unless `memory://`."""
+    """The store the config names: SQLite in the data directory unless `memory://` or
+    `etcd://HOST:PORT[,HOST:PORT...][/PREFIX][?ca=FILE&cert=FILE&key=FILE]` (see store.etcd)."""
     if config.store_url == "memory://":
         return MemoryStore()
+    if config.store_url.startswith("etcd://"):
+        return await EtcdStore.from_url(config.store_url)
     if config.store_url:
         raise BadInput(f"--store: unsupported store URL {config.store_url!r} "
-                       "(use memory:// or leave it empty for SQLite)")
+                       "(use memory://, etcd://HOST:PORT,... or leave it empty for SQLite)")
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
     return await SqliteStore.open(os.path.join(config.data_dir, STORE_FILE))
 
