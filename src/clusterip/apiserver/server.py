@@ -5,9 +5,10 @@ item, method, subresource) through `_ROUTES`; each route is a short coroutine th
 body, calls the Registry, and encodes the answer. Errors of `core.errors` become Kubernetes Status
 objects in `status.status_for`, the only place they meet HTTP; anything else is a 500 and logged.
 
-Request bodies are JSON or YAML. `fieldValidation=Strict` rejects unknown fields (400), the
-default (`Warn`) drops them and reports each in a `Warning: 299 - "unknown field ..."` header,
-`Ignore` drops them silently. `dryRun=All` validates without writing.
+Request bodies are JSON, YAML, or Kubernetes protobuf (`application/vnd.kubernetes.protobuf`,
+what `kubectl create namespace|deployment|service` send; `core.protobuf`); answers are JSON.
+`fieldValidation=Strict` rejects unknown fields (400), the default (`Warn`) drops them and
+reports each in a `Warning: 299 - "unknown field ..."` header, `Ignore` drops them silently. `dryRun=All` validates without writing.
 
 PATCH takes a JSON merge patch, a JSON patch, a strategic merge patch (`core.strategicpatch`:
 kubectl's client-side apply, the Python client's default) or a server-side apply
@@ -64,7 +65,7 @@ from clusterip.apiserver.discovery import Discovery
 from clusterip.apiserver.paths import Target, parse_path
 from clusterip.apiserver.status import status_for, success_status
 from clusterip.clock import Clock, SystemClock
-from clusterip.core import codec, selectors, tables
+from clusterip.core import codec, protobuf, selectors, tables
 from clusterip.core import model as m
 from clusterip.core.errors import (
     BadInput,
@@ -491,6 +492,8 @@ def _patch_pins_version(patch: Any) -> bool:
 def _parse_body(raw: bytes, content_type: str) -> Any:
     if not raw.strip():
         raise DecodeError("the request body is empty")
+    if content_type == protobuf.MEDIA_TYPE:  # kubectl's typed `create` generators send it
+        return protobuf.decode(raw)
     if "yaml" in content_type:
         try:
             return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))

@@ -52,6 +52,7 @@ __all__ = [
     "FieldError",
     "Forbidden",
     "Invalid",
+    "MethodNotAllowed",
     "NotFound",
     "RangeFull",
     "StateError",
@@ -60,7 +61,6 @@ __all__ = [
     "UnknownKind",
     "UnknownResource",
     "UnsupportedMediaType",
-    "MethodNotAllowed",
 ]
 
 
