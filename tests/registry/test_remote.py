@@ -83,13 +83,31 @@ async def test_refusals_are_the_errors_of_the_tree(remote: RemoteClient, write: 
             await remote.delete(m.Service, "default", "kubernetes", resource_version="1")
 
 
-async def test_a_server_that_is_not_there_is_unavailable() -> None:
+def nobody_listens() -> str:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+async def test_a_server_that_is_not_there_is_unavailable() -> None:
+    url = nobody_listens()
     async with RemoteClient(url) as client:
         with pytest.raises(e.Unavailable, match=f"cannot reach the API server at {url}"):
             await client.list(m.Service)
+
+
+async def test_requests_and_watches_go_to_the_next_server_when_one_is_down(
+        api: TestApi) -> None:
+    live = str(api.http.make_url("")).rstrip("/")
+    async with RemoteClient(f"{nobody_listens()},{live}", watch_seconds=1) as client:
+        created = await client.create(make_service("web"))  # not sent to the dead one: moved on
+        assert client.server == live
+        client._current = 0  # as if the dead one had been chosen again
+        with anyio.fail_after(DEADLINE):
+            async for event in client.watch(m.Service, "default", 0):
+                if event.obj.metadata.name == "web":
+                    break
+        assert event.obj == created
 
 
 async def test_a_watch_goes_on_across_the_server_ending_its_streams(

@@ -24,6 +24,12 @@ events; BOOKMARK events only move the position on; when the server ends a stream
 `timeoutSeconds`), the watch starts again from the last position, so a caller sees one endless
 watch. An ERROR event is raised as the error its Status names (410 Expired: list again).
 
+Several API servers. `server` may list several URLs (comma-separated), all serving one store.
+A request goes to the current one; when it cannot even connect (refused, unreachable, TLS
+handshake), the next is tried, for every verb, since nothing was sent; when a connection breaks
+later, only reads and watches move on (a write may have been done). Each server is tried once per
+request before `Unavailable` is raised.
+
 Errors. Every failure is translated here, in `_translated` and `_error_for`, into the
 `core.errors` tree: a Status answer by its reason (NotFound, AlreadyExists, Conflict, Invalid,
 Expired...), and anything aiohttp or the network raises (refused, reset, timed out, TLS) as
@@ -37,6 +43,7 @@ kinds (anything else raises `BadInput` after the delete is done).
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -54,6 +61,8 @@ from clusterip.registry.objects import EventKind, ObjectEvent
 __all__ = ["RemoteClient"]
 
 T = TypeVar("T", bound=KubeObject)
+
+log = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json"
 REQUEST_TIMEOUT = 30.0  # seconds for any request but a watch
@@ -111,17 +120,21 @@ _EVENT_KINDS: dict[str, EventKind] = {"ADDED": "ADDED", "MODIFIED": "MODIFIED",
 
 
 class RemoteClient:
-    """A `Client` that talks to an API server at `server` (http or https URL), with a bearer
-    `token` if it needs one and its CA in `ca_file` for https. Use `async with`, or `close()`."""
+    """A `Client` that talks to the API server(s) at `server` (http or https URLs, several
+    separated by commas), with a bearer `token` if they need one and their CA in `ca_file` for
+    https. Use `async with`, or `close()`."""
 
     def __init__(self, server: str, *, token: str = "", ca_file: str = "",
                  watch_seconds: int = WATCH_SECONDS) -> None:
-        self.server = server.rstrip("/")
+        self.servers = [url.strip().rstrip("/") for url in server.split(",") if url.strip()]
+        if not self.servers:
+            raise e.BadInput("no API server URL given")
+        self._current = 0
         self._headers = {"Accept": JSON_TYPE, "User-Agent": "clusterip-node/1"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self._tls: ssl.SSLContext | None = None
-        if self.server.startswith("https:"):
+        if any(url.startswith("https:") for url in self.servers):
             self._tls = ssl.create_default_context(cafile=ca_file or None)
         self._watch_seconds = watch_seconds
         self._session: aiohttp.ClientSession | None = None
@@ -131,6 +144,11 @@ class RemoteClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    @property
+    def server(self) -> str:
+        """The API server requests go to now."""
+        return self.servers[self._current]
 
     async def close(self) -> None:
         if self._session is not None:
@@ -166,10 +184,9 @@ class RemoteClient:
                      "allowWatchBookmarks": "true", "timeoutSeconds": str(self._watch_seconds)}
             timeout = aiohttp.ClientTimeout(total=None, connect=REQUEST_TIMEOUT,
                                             sock_read=self._watch_seconds + REQUEST_TIMEOUT)
-            with _translated(self.server):
-                async with self._open().get(self.server + path, params=query, timeout=timeout,
-                                            headers=self._headers, ssl=self._ssl) as resp:
-                    await _check(resp)
+            async with self._request("GET", path, params=query, timeout=timeout,
+                                     idempotent=True) as resp:
+                with _translated(self.server):
                     async for line in _lines(resp.content):
                         event = _LINE.decode(line)
                         if event.type == "BOOKMARK":
@@ -237,16 +254,41 @@ class RemoteClient:
         return self._session
 
     async def _call(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+        async with self._request(method, path, body=body, timeout=timeout,
+                                 idempotent=method == "GET") as resp:
+            with _translated(self.server):
+                return await resp.read()
+
+    @contextlib.asynccontextmanager
+    async def _request(self, method: str, path: str, *, timeout: aiohttp.ClientTimeout,
+                       idempotent: bool, body: bytes | None = None,
+                       params: dict[str, str] | None = None
+                       ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The response of the first server that answers (see "Several API servers"); a
+        Status answer is raised as its error."""
         headers = dict(self._headers)
         if body is not None:
             headers["Content-Type"] = JSON_TYPE
-        timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-        with _translated(self.server):
-            async with self._open().request(method, self.server + path, data=body,
-                                            headers=headers, timeout=timeout,
-                                            ssl=self._ssl) as resp:
-                await _check(resp)
-                return await resp.read()
+        for attempt in range(len(self.servers)):
+            server = self.server
+            try:
+                with _translated(server):
+                    response = await self._open().request(
+                        method, server + path, data=body, params=params, headers=headers,
+                        timeout=timeout, ssl=self._ssl)
+            except e.Unavailable as exc:
+                unsent = isinstance(exc.__cause__, aiohttp.ClientConnectorError)
+                if attempt + 1 == len(self.servers) or not (unsent or idempotent):
+                    raise
+                self._current = (self._current + 1) % len(self.servers)
+                log.warning("API server %s unavailable (%s); trying %s", server, exc.__cause__,
+                            self.server)
+                continue
+            async with response:
+                await _check(response)
+                yield response
+            return
 
 
 def _path(info: KindInfo, namespace: str | None, name: str = "") -> str:
