@@ -8,7 +8,8 @@ objects in `status.status_for`, the only place they meet HTTP; anything else is 
 Request bodies are JSON, YAML, or Kubernetes protobuf (`application/vnd.kubernetes.protobuf`,
 what `kubectl create namespace|deployment|service` send; `core.protobuf`); answers are JSON.
 `fieldValidation=Strict` rejects unknown fields (400), the default (`Warn`) drops them and
-reports each in a `Warning: 299 - "unknown field ..."` header, `Ignore` drops them silently. `dryRun=All` validates without writing.
+reports each in a `Warning: 299 - "unknown field ..."` header, `Ignore` drops them silently.
+`dryRun=All` validates without writing.
 
 PATCH takes a JSON merge patch, a JSON patch, a strategic merge patch (`core.strategicpatch`:
 kubectl's client-side apply, the Python client's default) or a server-side apply
