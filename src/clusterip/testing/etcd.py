@@ -5,10 +5,12 @@
 
 `EtcdProcess.start()` runs the apt `etcd-server` binary (3.4) as a one-member cluster whose
 client and peer URLs are free ports on 127.0.0.1 (never 2379/2380, where a system etcd may
-listen), with its data directory and log in a temporary directory of its own. It waits, under a
-deadline, until `/health` answers healthy; ports taken by someone else in the meantime are tried
-again with new ones. `stop()` ends the process by its own PID (SIGTERM, then SIGKILL after a
-grace period) and deletes the directory; `running_etcd` does that however its block ends.
+listen), with its data directory and log in a temporary directory of its own. The process work
+is `clusterip.etcdcluster`'s (a cluster of one member): it waits, under a deadline, until
+`/health` answers healthy, and ports taken by someone else in the meantime are tried again with
+new ones. `stop()` ends the process by its own PID (SIGTERM, then SIGKILL after a grace period)
+and deletes the directory; `running_etcd` does that however its block ends. Clusters of three
+members, for fault tests, are `clusterip.etcdcluster.start_etcd_cluster`'s.
 
 Watch progress notifications come every 100 ms (etcd's default is 10 minutes), so that tests of
 `Store.watch`'s `progress` callback run in well under a second.
@@ -21,21 +23,22 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
-import os
 import secrets
 import shutil
-import socket
 import ssl
-import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from clusterip.core.clusterplan import ETCD_BINARY, EtcdMember, EtcdTlsFiles
+from clusterip.etcdcluster import (
+    EtcdCluster,
+    find_etcd,
+    free_ports,
+    start_etcd_cluster,
+)
 
 __all__ = [
     "ETCD_BINARY",
@@ -48,39 +51,14 @@ __all__ = [
     "write_tls",
 ]
 
-ETCD_BINARY = "/usr/bin/etcd"
 START_TIMEOUT = 20.0  # seconds for etcd to become healthy
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 START_ATTEMPTS = 3  # fresh ports tried when another process took ours
-RESERVED_PORTS = frozenset({2379, 2380})  # a system etcd's
-
-
-def find_etcd() -> str | None:
-    """The etcd binary: the apt package's, else one on PATH; None when there is none."""
-    if os.access(ETCD_BINARY, os.X_OK):
-        return ETCD_BINARY
-    return shutil.which("etcd")
 
 
 def fresh_prefix() -> str:
     """A key prefix of its own for a store on a shared etcd: no other test sees its keys."""
     return f"/test-{secrets.token_hex(6)}"
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct loopback ports that were free a moment ago (none of RESERVED_PORTS)."""
-    sockets: list[socket.socket] = []
-    try:
-        while len(sockets) < count:
-            s = socket.socket()
-            sockets.append(s)
-            s.bind(("127.0.0.1", 0))
-            if s.getsockname()[1] in RESERVED_PORTS:
-                sockets.pop().close()
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @dataclass(frozen=True)
@@ -92,6 +70,12 @@ class TlsFiles:
     server_key: Path
     client_cert: Path
     client_key: Path
+
+    def files(self) -> EtcdTlsFiles:
+        """The same files, as `clusterip.etcdcluster` takes them."""
+        return EtcdTlsFiles(ca_file=str(self.ca), cert_file=str(self.server_cert),
+                            key_file=str(self.server_key), client_cert_file=str(self.client_cert),
+                            client_key_file=str(self.client_key))
 
     def client_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.ca)
@@ -148,110 +132,62 @@ def write_tls(directory: Path) -> TlsFiles:
 
 @dataclass
 class EtcdProcess:
-    """One etcd member on loopback. `start()` it, and `stop()` it in a finally."""
+    """One etcd member on loopback (a `clusterip.etcdcluster` cluster of one). `start()` it,
+    and `stop()` it in a finally."""
 
     binary: str = ETCD_BINARY
     tls: TlsFiles | None = None
     progress_interval: str = "100ms"
     workdir: Path | None = None  # None: a fresh temporary directory, deleted by stop()
-    client_port: int = 0
-    peer_port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
+    cluster: EtcdCluster | None = None
     _owns_workdir: bool = field(default=False, repr=False)
-    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def member(self) -> EtcdMember:
+        assert self.cluster is not None, "etcd is not started"
+        return self.cluster.plan.members[0]
 
     @property
     def endpoint(self) -> str:
         """The client URL, `http://127.0.0.1:PORT` (https with `tls`)."""
-        scheme = "https" if self.tls else "http"
-        return f"{scheme}://127.0.0.1:{self.client_port}"
+        return self.member.client_url
+
+    @property
+    def client_port(self) -> int:
+        return self.member.client_port
+
+    @property
+    def peer_port(self) -> int:
+        return self.member.peer_port
 
     @property
     def log_path(self) -> Path:
-        assert self.workdir is not None
-        return self.workdir / "etcd.log"
+        return Path(self.member.log_file)
 
     def start(self) -> None:
-        """Run etcd and wait until it is healthy. Raises RuntimeError (with its log) if it
-        does not become so within START_TIMEOUT; nothing is left running then."""
+        """Run etcd and wait until it is healthy. Raises EtcdError (with its log) if it does
+        not become so within START_TIMEOUT; nothing is left running then."""
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="clusterip-etcd-"))
             self._owns_workdir = True
         try:
-            for attempt in range(START_ATTEMPTS):
-                self.client_port, self.peer_port = free_ports(2)
-                self._spawn()
-                if self._await_healthy():
-                    return
-                log = self.log_path.read_text(errors="replace")
-                self._end_process()
-                if "address already in use" not in log or attempt == START_ATTEMPTS - 1:
-                    raise RuntimeError(f"etcd did not become healthy; its log:\n{log[-4000:]}")
+            self.cluster = start_etcd_cluster(
+                self.workdir, members=1, token="clusterip-test", binary=self.binary,
+                tls=self.tls.files() if self.tls else None,
+                progress_interval=self.progress_interval, start_timeout=START_TIMEOUT,
+                stop_timeout=STOP_TIMEOUT, attempts=START_ATTEMPTS)
         except BaseException:
             self.stop()
             raise
 
-    def _spawn(self) -> None:
-        assert self.workdir is not None
-        data_dir = self.workdir / "data"
-        shutil.rmtree(data_dir, ignore_errors=True)  # a failed attempt's
-        peer = f"http://127.0.0.1:{self.peer_port}"
-        args = [
-            self.binary, "--name", "clusterip-test", "--data-dir", str(data_dir),
-            "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"clusterip-test={peer}", "--initial-cluster-state", "new",
-            "--logger", "zap", "--log-level", "warn", "--log-outputs", "stderr",
-            "--experimental-watch-progress-notify-interval", self.progress_interval,
-        ]
-        if self.tls:
-            args += ["--cert-file", str(self.tls.server_cert), "--key-file",
-                     str(self.tls.server_key), "--trusted-ca-file", str(self.tls.ca),
-                     "--client-cert-auth"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed by _end_process
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env)
-
     def healthy(self) -> bool:
         """Whether etcd answers `/health` with `"health": "true"` right now."""
-        context = self.tls.client_context() if self.tls else None
-        try:
-            with urllib.request.urlopen(self.endpoint + "/health", timeout=1,
-                                        context=context) as response:
-                return bool(json.load(response).get("health") == "true")
-        except (OSError, ValueError):
-            return False
-
-    def _await_healthy(self) -> bool:
-        """Poll `/health` until it says healthy (True), or etcd exits or the deadline passes."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                return False
-            if self.healthy():
-                return True
-            time.sleep(0.05)
-        return False
-
-    def _end_process(self) -> None:
-        """SIGTERM our etcd (by its PID), SIGKILL it after STOP_TIMEOUT, and reap it."""
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-            self.proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        return self.cluster is not None and self.cluster.healthy(self.member.name)
 
     def stop(self) -> None:
         """End the process and delete the temporary directory. Idempotent."""
-        self._end_process()
+        if self.cluster is not None:
+            self.cluster.stop()
         if self._owns_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
