@@ -7,6 +7,8 @@
     bootstrap: namespaces, ServiceCIDR, `kubernetes` and `kube-dns` Services
     repair pass (IPAddresses ⇄ Services), then every 3 minutes
     controllers: endpoints, deployments   ─► /readyz turns 200 once their caches synced
+    events: one broadcaster (its writer task) for every component's recorder, and the
+    event TTL (kube-apiserver's --event-ttl, 1 h): expired events deleted every minute
 
 SIGINT and SIGTERM cancel the group; every task is awaited and the store closed before the
 process exits. Nothing here has logic of its own: each part is documented where it lives.
@@ -39,10 +41,12 @@ from clusterip.control.informer import InformerFactory
 from clusterip.control.ipalloc_repair import repair
 from clusterip.control.scheduler import Scheduler
 from clusterip.core import codec, kubeconfig
+from clusterip.core import events as ev
 from clusterip.core import model as m
 from clusterip.core.errors import AlreadyExists, BadInput, ClusterIPError
 from clusterip.core.ipalloc import ServiceRange
 from clusterip.core.projections import PodSlimmer
+from clusterip.registry.events import EventBroadcaster, expire_events
 from clusterip.registry.ipalloc import ClusterIPAllocator
 from clusterip.registry.objects import ObjectStore
 from clusterip.registry.registry import Registry
@@ -67,6 +71,7 @@ log = logging.getLogger("clusterip")
 T = TypeVar("T")
 
 REPAIR_INTERVAL = 180.0
+EVENT_SWEEP_INTERVAL = 60.0  # at most; a shorter TTL is swept every half TTL
 STORE_FILE = "store.db"
 
 
@@ -91,6 +96,7 @@ class AppConfig:
     cluster_cidr: str = "10.244.0.0/16"  # every node's pod CIDR is inside it
     auth: str = "auto"  # token and TLS: auto (off loopback), token (always)
     compaction_interval: float = 300.0  # seconds, as kube-apiserver's; 0: never
+    event_ttl: float = ev.DEFAULT_TTL_SECONDS  # seconds, as kube-apiserver's --event-ttl; 0: keep
 
 
 async def open_store(config: AppConfig) -> Store:
@@ -141,18 +147,24 @@ async def serve(
             if not bound.done():
                 bound.set_result((host, port))
 
+        broadcaster = EventBroadcaster(registry, clock)
+        registry.events = broadcaster.recorder(ev.ALLOCATOR)
         informers = InformerFactory(registry, transforms={m.Pod: PodSlimmer()})
         endpoints = EndpointsController(registry, clock=clock, new_suffix=_random_suffix(rng),
-                                        informers=informers)
+                                        informers=informers,
+                                        events=broadcaster.recorder(ev.ENDPOINTS_CONTROLLER))
         deployments = DeploymentController(registry, clock=clock,
-                                           new_suffix=_random_suffix(rng), informers=informers)
-        scheduler = Scheduler(registry, informers=informers)
-        node = _node(config, registry, informers, clock) if config.node else None
+                                           new_suffix=_random_suffix(rng), informers=informers,
+                                           events=broadcaster.recorder(ev.DEPLOYMENT_CONTROLLER))
+        scheduler = Scheduler(registry, informers=informers,
+                              events=broadcaster.recorder(ev.SCHEDULER))
+        node = _node(config, registry, informers, clock, broadcaster) if config.node else None
         if node is not None:
             api.logs = node.agent
         async with contextlib.AsyncExitStack() as cleanup, asyncio.TaskGroup() as tasks:
             if node is not None:
                 cleanup.push_async_callback(node.close)
+            tasks.create_task(broadcaster.run())
             tasks.create_task(serve_api(
                 api, config.host, config.port, ready=api_bound,
                 ssl_context=credentials.ssl_context if credentials else None))
@@ -170,6 +182,10 @@ async def serve(
             if config.compaction_interval > 0:
                 compactor = _Compactor(store, await store.revision())
                 tasks.create_task(_every(config.compaction_interval, compactor.compact))
+            if config.event_ttl > 0:
+                ttl = config.event_ttl
+                tasks.create_task(_every(min(EVENT_SWEEP_INTERVAL, max(1.0, ttl / 2)),
+                                         lambda: _expire_events(registry, clock, ttl)))
             tasks.create_task(informers.run())
             tasks.create_task(endpoints.run())
             tasks.create_task(deployments.run())
@@ -302,8 +318,8 @@ class _Loopback:
         await self.network.remove_local_address(ip)
 
 
-def _node(config: AppConfig, registry: Registry, informers: InformerFactory, clock: Clock
-          ) -> _Node:
+def _node(config: AppConfig, registry: Registry, informers: InformerFactory, clock: Clock,
+          broadcaster: EventBroadcaster) -> _Node:
     """The node agent and its kernel-facing parts (imported here: only `up` runs a node, and
     `apiserver` need not load pyroute2)."""
     from clusterip.core.nftrules import ProxyConfig
@@ -326,6 +342,7 @@ def _node(config: AppConfig, registry: Registry, informers: InformerFactory, clo
                            node_name=config.node_name,
                            pod_cidr=ipaddress.IPv4Network(config.pod_cidr)),
         clock=clock, informers=informers,
+        events=broadcaster.recorder(ev.KUBELET, host=config.node_name),
     )
     if config.dns_upstreams:
         upstreams = [_host_port(u, "--dns-upstream") for u in config.dns_upstreams]
@@ -385,6 +402,10 @@ async def _repair(objects: ObjectStore, ranges: list[ServiceRange], clock: Clock
                   grace: float = 60.0) -> None:
     report = await repair(objects, ranges, clock=clock, orphan_grace_seconds=grace)
     log.info("ClusterIP repair pass: %s", report)
+
+
+async def _expire_events(registry: Registry, clock: Clock, ttl: float) -> None:
+    await expire_events(registry, clock, ttl)
 
 
 @dataclass

@@ -118,6 +118,10 @@ def _server_options(f: Any) -> Any:
                      "--etcd-compaction-interval: each time up to the revision of the time "
                      "before, so watches can resume from a revision at least this old; 0: "
                      "never.")(f)
+    f = click.option("--event-ttl", type=click.FloatRange(min=0), default=3600.0,
+                     show_default=True, metavar="SECONDS",
+                     help="How long an event is kept after it last happened, as "
+                     "kube-apiserver's --event-ttl; 0: forever.")(f)
     return f
 
 
@@ -143,10 +147,10 @@ def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
 @_server_options
 def apiserver(data_dir: str, listen: str, service_cidr: str, store_url: str,
               verbose: bool, loop: str, apply_paths: tuple[str, ...], auth: str,
-              compaction_interval: float) -> None:
+              compaction_interval: float, event_ttl: float) -> None:
     """Run the API server with its store and controllers (no node)."""
     _run_server(data_dir, listen, service_cidr, store_url, verbose, loop, apply_paths, auth,
-                compaction_interval)
+                compaction_interval, event_ttl=event_ttl)
 
 
 @main.command()
@@ -164,12 +168,14 @@ def apiserver(data_dir: str, listen: str, service_cidr: str, store_url: str,
               help="The service proxy: nftables rules in the kernel, or userspace relays; auto "
               "is nftables when the process can program it (root, nft), else userspace.")
 def up(data_dir: str, listen: str, service_cidr: str, store_url: str, verbose: bool, loop: str,
-       apply_paths: tuple[str, ...], auth: str, compaction_interval: float, netns: str | None,
-       dns_upstreams: tuple[str, ...], dns_listen: tuple[str, ...], proxy_mode: str) -> None:
+       apply_paths: tuple[str, ...], auth: str, compaction_interval: float, event_ttl: float,
+       netns: str | None, dns_upstreams: tuple[str, ...], dns_listen: tuple[str, ...],
+       proxy_mode: str) -> None:
     """Run everything in one process: API server, store, controllers and the node agent
     (pods, the cluster DNS on 10.96.0.10:53 inside the node, the service proxy)."""
     _run_server(data_dir, listen, service_cidr, store_url, verbose, loop, apply_paths, auth,
-                compaction_interval, node=True, netns=netns, dns_upstreams=dns_upstreams,
+                compaction_interval, event_ttl=event_ttl, node=True, netns=netns,
+                dns_upstreams=dns_upstreams,
                 dns_listen=dns_listen, proxy_mode=proxy_mode)
 
 
@@ -360,7 +366,7 @@ def get(ctx: click.Context, kind: str, name: str | None, namespace: str, all_nam
 @click.option("-n", "--namespace", default="default", show_default=True)
 @click.pass_context
 def describe(ctx: click.Context, kind: str, name: str, namespace: str) -> None:
-    """Show one object in detail (a Service with its endpoints)."""
+    """Show one object in detail (a Service with its endpoints), and its events."""
     info = _kind(kind)
     client = _client(ctx)
     try:
@@ -372,7 +378,24 @@ def describe(ctx: click.Context, kind: str, name: str, namespace: str) -> None:
             endpoints = _decode(ep_body)
     except ApiError as exc:
         _fail(str(exc), _exit_code(exc))
-    click.echo(printers.describe(_decode(body), endpoints=endpoints, now=time.time()), nl=False)
+    obj = _decode(body)
+    click.echo(printers.describe(obj, endpoints=endpoints, events=_events_of(client, obj),
+                                 now=time.time()), nl=False)
+
+
+def _events_of(client: RestClient, obj: Any) -> list[Any]:
+    """The object's events, asked for as kubectl describe asks (none if that fails)."""
+    meta = obj.metadata
+    info = kinds.for_type(type(obj))
+    selector = {"involvedObject.name": meta.name, "involvedObject.namespace": meta.namespace,
+                "involvedObject.kind": info.kind, "involvedObject.uid": meta.uid}
+    query = {"fieldSelector": ",".join(f"{k}={v}" for k, v in selector.items())}
+    try:
+        found, _ = client.request("GET", client.path(kinds.lookup("events"),
+                                                     meta.namespace or "default"), query=query)
+    except ApiError:
+        return []
+    return [_decode(item) for item in found.get("items", [])]
 
 
 @main.command()

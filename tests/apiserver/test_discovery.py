@@ -27,8 +27,8 @@ AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryLi
 KUBECTL_ACCEPT = (f"{AGGREGATED},application/json;g=apidiscovery.k8s.io;v=v2beta1;"
                   "as=APIGroupDiscoveryList,application/json")
 RECORDED = Path(__file__).resolve().parent.parent / "data" / "kubectl"
-GROUP_VERSIONS = {"api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1",
-                  "apis/networking.k8s.io/v1"}
+GROUP_VERSIONS = {"api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1",
+                  "apis/discovery.k8s.io/v1", "apis/networking.k8s.io/v1"}
 
 
 async def get(api: Api, path: str, accept: str = "application/json") -> Any:
@@ -48,7 +48,8 @@ async def test_kubectl_gets_the_aggregated_documents_under_their_exact_type(api:
                                                       "apidiscovery.k8s.io/v2")
         groups[path] = [item["metadata"]["name"] for item in body["items"]]
     assert groups == {"/api": [""],
-                      "/apis": ["apps", "discovery.k8s.io", "networking.k8s.io"]}
+                      "/apis": ["apps", "coordination.k8s.io", "discovery.k8s.io",
+                                "networking.k8s.io"]}
 
 
 @pytest.mark.parametrize("accept", [

@@ -35,8 +35,8 @@ def nodes(value: Any) -> Iterator[dict[str, Any]]:
 
 
 def test_one_document_per_group_version() -> None:
-    assert DOCUMENTS.keys() == {"api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1",
-                                "apis/networking.k8s.io/v1"}
+    assert DOCUMENTS.keys() == {"api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1",
+                                "apis/discovery.k8s.io/v1", "apis/networking.k8s.io/v1"}
 
 
 @pytest.mark.parametrize("path", sorted(DOCUMENTS))

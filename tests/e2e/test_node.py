@@ -172,7 +172,8 @@ def test_a_failing_readiness_probe_takes_the_pod_out_and_back(node: Node) -> Non
 
 
 @pytest.mark.parametrize(("change", "field"), [
-    pytest.param(lambda c: c.pop("command"), "spec.containers[0].command", id="no-command"),
+    pytest.param(lambda c: c.pop("command"), "spec.containers[0].image",
+                 id="neither-command-nor-image"),
     pytest.param(lambda c: c.update(readinessProbe={"tcpSocket": {"port": "nope"}}),
                  "spec.containers[0].readinessProbe.tcpSocket.port", id="unknown-named-port"),
     pytest.param(lambda c: c.update(readinessProbe={"tcpSocket": {"port": 80},
@@ -209,6 +210,20 @@ def test_a_command_that_cannot_start_fails_the_pod_and_the_node_goes_on(node: No
     create(node, PODS, client_pod())
     eventually(lambda: node.server.get(f"{PODS}/client")["status"].get("phase") == "Running",
                timeout=20)
+
+
+def test_an_image_without_a_command_waits_and_says_why(node: Node) -> None:
+    imaged = client_pod()
+    imaged["spec"]["restartPolicy"] = "Never"
+    imaged["spec"]["containers"][0] = {"name": "web", "image": "nginx:1.27"}  # as in the docs
+    create(node, PODS, imaged)
+
+    def failed() -> str:
+        status = node.server.get(f"{PODS}/client")["status"]
+        return json.dumps(status) if status.get("phase") == "Failed" else ""
+
+    assert "clusterip runs a container's command on the node, not its image" in eventually(
+        failed, timeout=20)
 
 
 def test_the_node_is_registered_with_its_pod_cidr(node: Node) -> None:

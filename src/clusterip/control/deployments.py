@@ -23,6 +23,11 @@ first waits until the pod cache has reached it; the same for the status write an
 cache. A Deployment that is gone has the pods it controlled deleted (the garbage collector's job
 in Kubernetes).
 
+Events, on the Deployment (Kubernetes' ReplicaSet controller records them on the ReplicaSet;
+clusterip's Deployments own their pods directly): `SuccessfulCreate` `Created pod: web-x7k2p`
+after each pod created, `SuccessfulDelete` after each deleted, `FailedCreate` with the error
+when a create fails. Recording never changes what a sync plans or writes.
+
 `run()` owns the informers and workers in one `asyncio.TaskGroup`; `ready` is set once both
 caches have synced, and workers start only then.
 """
@@ -39,11 +44,13 @@ from clusterip.clock import Clock
 from clusterip.control.endpoints import StaleCache, random_suffix
 from clusterip.control.informer import Expectations, Informer, InformerFactory, split_key
 from clusterip.control.workqueue import WorkQueue, run_worker
+from clusterip.core import events as ev
 from clusterip.core import model as m
 from clusterip.core.deployments import DeploymentPlan, controller_ref, plan_deployment
 from clusterip.core.errors import NotFound
 from clusterip.core.timefmt import rfc3339
 from clusterip.registry.client import Client
+from clusterip.registry.events import DISCARD, EventRecorder
 
 __all__ = ["DeploymentController"]
 
@@ -70,6 +77,7 @@ class DeploymentController:
         workers: how many syncs may run at once (each on a different deployment).
         informers: shared informers (their owner runs them); None: the controller makes and
             runs its own.
+        events: where pod creates and deletes are recorded.
     """
 
     def __init__(
@@ -80,8 +88,10 @@ class DeploymentController:
         new_suffix: Callable[[], str] = random_suffix,
         workers: int = 2,
         informers: InformerFactory | None = None,
+        events: EventRecorder = DISCARD,
     ) -> None:
         self._client = client
+        self._events = events
         self._own_informers = informers is None
         self.informers = informers or InformerFactory(client)
         self._clock = clock
@@ -165,13 +175,27 @@ class DeploymentController:
         if plan:
             await self._apply(key, plan)
 
+    def _record(self, deployment: m.Deployment | None, type_: str, reason: str,
+                message: str) -> None:
+        """An event on the Deployment; none for the pods of one that is gone."""
+        if deployment is not None:
+            self._events.record(deployment, type_, reason, message)
+
     async def _apply(self, key: str, plan: DeploymentPlan) -> None:
         namespace, _ = split_key(key)
+        owner = self.deployments.get(key)
         highest = 0
         try:
             for pod in plan.create:
-                created = await self._client.create(pod)
+                try:
+                    created = await self._client.create(pod)
+                except Exception as exc:
+                    self._record(owner, ev.WARNING, ev.FAILED_CREATE,
+                                 ev.failed_create_message(str(exc)))
+                    raise
                 highest = max(highest, int(created.metadata.resource_version or 0))
+                self._record(owner, ev.NORMAL, ev.SUCCESSFUL_CREATE,
+                             ev.created_pod_message(created.metadata.name))
             for pod in plan.delete:
                 try:
                     deleted = await self._client.delete(
@@ -181,6 +205,8 @@ class DeploymentController:
                 except NotFound:
                     continue
                 highest = max(highest, int(deleted.metadata.resource_version or 0))
+                self._record(owner, ev.NORMAL, ev.SUCCESSFUL_DELETE,
+                             ev.deleted_pod_message(deleted.metadata.name))
         finally:
             if highest:
                 self._pod_writes.expect(key, highest)

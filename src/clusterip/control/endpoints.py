@@ -36,6 +36,11 @@ The `endpoints.kubernetes.io/last-change-trigger-time` annotation of each slice 
 wall time (from the injected `Clock`) at which the controller first saw the change that led to
 the write, as RFC 3339 with microseconds; proxies measure programming latency from it.
 
+Events. After a sync's writes succeed, each endpoint the Service lost (`EndpointRemoved`) or
+that stopped being ready (`EndpointNotReady`, `EndpointTerminating`) is recorded on the Service
+(`core.events.endpoint_changes`: one event per endpoint and change; the recorder counts
+repeats and limits floods). Recording never changes what a sync plans or writes.
+
 `run()` owns its informers and workers in one `asyncio.TaskGroup`; `ready` is set once the
 three caches have synced, and only then do workers start (a controller that acted on a partial
 cache would delete slices of services it had not listed yet).
@@ -61,6 +66,7 @@ from clusterip.control.informer import (
     split_key,
 )
 from clusterip.control.workqueue import WorkQueue, run_worker
+from clusterip.core import events as ev
 from clusterip.core import model as m
 from clusterip.core.endpoints import (
     ANNOTATION_TRIGGER_TIME,
@@ -74,6 +80,7 @@ from clusterip.core.endpoints import (
 )
 from clusterip.core.errors import NotFound, StateError
 from clusterip.registry.client import Client
+from clusterip.registry.events import DISCARD, EventRecorder
 
 __all__ = ["SUFFIX_ALPHABET", "EndpointsController", "StaleCache", "random_suffix"]
 
@@ -154,6 +161,7 @@ class EndpointsController:
         workers: how many syncs may run at once (each on a different service).
         informers: shared informers (their owner runs them); None: the controller makes and
             runs its own.
+        events: where the endpoints a Service loses are recorded.
     """
 
     def __init__(
@@ -165,8 +173,10 @@ class EndpointsController:
         max_per_slice: int = MAX_ENDPOINTS_PER_SLICE,
         workers: int = 4,
         informers: InformerFactory | None = None,
+        events: EventRecorder = DISCARD,
     ) -> None:
         self._client = client
+        self._events = events
         self._own_informers = informers is None
         self.informers = informers or InformerFactory(client)
         self._clock = clock
@@ -292,8 +302,13 @@ class EndpointsController:
             raise StaleCache(f"slice cache at {self.slices.revision}, wrote {wanted}")
         plan = self.plan(key)
         if plan:
+            service = self.services.get(key)
+            before = self.slices.by_index("service", key) if service is not None else []
             trigger = self._triggers.get(key, self._clock.now())
             await self._apply(key, plan, _timestamp(trigger))
+            if service is not None:
+                for change in ev.endpoint_changes(before, plan):
+                    self._events.record(service, change.type, change.reason, change.message)
             log.debug(
                 "synced service=%s created=%d updated=%d deleted=%d",
                 key, len(plan.create), len(plan.update), len(plan.delete),

@@ -6,6 +6,11 @@ the caches, asks `choose_node`, and writes the stored pod with `spec.nodeName` s
 never the cached copy, which may be a slim projection). A
 stale cache makes the write fail with Conflict, and the key is retried with back-off. With no
 ready node the pod waits: the next node change enqueues it again.
+
+Events, on the pod (the scheduler's words): `Scheduled` `Successfully assigned default/p1 to
+node-1` after the binding is written. No FailedScheduling: a pod waits quietly for a node (the
+scheduler looks again at every node change, heartbeats included, and after every restart: each
+look would be a write).
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ import msgspec
 
 from clusterip.control.informer import Informer, InformerFactory, split_key
 from clusterip.control.workqueue import WorkQueue, run_worker
+from clusterip.core import events as ev
 from clusterip.core import model as m
 from clusterip.core.errors import NotFound
 from clusterip.core.scheduling import choose_node
 from clusterip.registry.client import Client
+from clusterip.registry.events import DISCARD, EventRecorder
 
 __all__ = ["Scheduler"]
 
@@ -34,8 +41,10 @@ def _unbound(pod: m.Pod | None) -> bool:
 class Scheduler:
     """Binds unscheduled pods to ready nodes. See the module docstring."""
 
-    def __init__(self, client: Client, *, informers: InformerFactory | None = None) -> None:
+    def __init__(self, client: Client, *, informers: InformerFactory | None = None,
+                 events: EventRecorder = DISCARD) -> None:
         self._client = client
+        self._events = events
         self._own_informers = informers is None
         self.informers = informers or InformerFactory(client)
         self.pods: Informer[m.Pod] = self.informers.informer(m.Pod)
@@ -85,7 +94,8 @@ class Scheduler:
             if stored.spec.node_name or stored.metadata.uid != pod.metadata.uid:
                 return
             spec = msgspec.structs.replace(stored.spec, node_name=node)
-            await self._client.update(msgspec.structs.replace(stored, spec=spec))
+            bound = await self._client.update(msgspec.structs.replace(stored, spec=spec))
         except NotFound:
             return
         log.info("scheduled pod=%s/%s node=%s", namespace, name, node)
+        self._events.record(bound, ev.NORMAL, ev.SCHEDULED, ev.scheduled_message(bound, node))

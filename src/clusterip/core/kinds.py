@@ -2,7 +2,7 @@
 
 One row per kind. Everything that differs between kinds and is not behaviour lives here: the
 API group and version, the plural resource name used in REST paths and store keys, short names
-for the CLI (`svc`, `ep`...), whether the kind is namespaced, whether it is stored or derived
+for the CLI (`svc`, `ep`, `ev`...), whether the kind is namespaced, whether it is stored or derived
 (Endpoints is a read-only view computed from EndpointSlices), the verbs and subresources the API
 serves for it, and its categories (`kubectl get all` lists the kinds in "all"). The API server's
 discovery and OpenAPI documents, the CLI's `get KIND`, and the store's key layout are all read
@@ -82,6 +82,7 @@ KINDS: tuple[KindInfo, ...] = (
              stored=False, verbs=("get", "list")),
     KindInfo("Node", "", "v1", "nodes", "node", ("no",), False, model.Node,
              subresources=(STATUS,)),
+    KindInfo("Event", "", "v1", "events", "event", ("ev",), True, model.Event),
     KindInfo("EndpointSlice", "discovery.k8s.io", "v1", "endpointslices", "endpointslice", (),
              True, model.EndpointSlice),
     KindInfo("Deployment", "apps", "v1", "deployments", "deployment", ("deploy",), True,
@@ -90,6 +91,7 @@ KINDS: tuple[KindInfo, ...] = (
              model.IPAddress),
     KindInfo("ServiceCIDR", "networking.k8s.io", "v1", "servicecidrs", "servicecidr", (), False,
              model.ServiceCIDR, subresources=(STATUS,)),
+    KindInfo("Lease", "coordination.k8s.io", "v1", "leases", "lease", (), True, model.Lease),
 )
 
 _BY_API_KIND = {(k.api_version, k.kind): k for k in KINDS}

@@ -32,6 +32,9 @@ __all__ = [
     "EndpointPort",
     "EndpointSlice",
     "Endpoints",
+    "Event",
+    "EventSeries",
+    "EventSource",
     "IPAddress",
     "IntOrString",
     "KubeObject",
@@ -521,6 +524,68 @@ class ServiceCIDR(KubeObject, frozen=True):
     API_VERSION: ClassVar[str] = "networking.k8s.io/v1"
     spec: ServiceCIDRSpec = ServiceCIDRSpec()
     status: ServiceCIDRStatus = ServiceCIDRStatus()
+
+
+# --- Event ------------------------------------------------------------------------------------
+
+
+class EventSource(Base, frozen=True):
+    """Who reported an event: the component (`kubelet`, `default-scheduler`) and its host."""
+
+    component: str = ""
+    host: str = ""
+
+
+class EventSeries(Base, frozen=True):
+    """How often a new-style (events.k8s.io) event has recurred; clusterip's recorder counts
+    repeats in `Event.count` instead, as client-go's legacy recorder does."""
+
+    count: int = 0
+    last_observed_time: str | None = None
+
+
+class Event(KubeObject, frozen=True):
+    """A core/v1 Event: something that happened to `involvedObject`, reported by `source`.
+
+    `involvedObject` is always encoded (a default_factory is never omitted): the Python
+    `kubernetes` client refuses an Event whose involvedObject is null. Repeats of one event are
+    one object whose `count` and `lastTimestamp` grow (see `core.events`)."""
+
+    KIND: ClassVar[str] = "Event"
+    involved_object: ObjectReference = msgspec.field(default_factory=ObjectReference)
+    reason: str = ""
+    message: str = ""
+    source: EventSource = EventSource()
+    first_timestamp: str | None = None
+    last_timestamp: str | None = None
+    count: int = 0
+    type: str = ""
+    event_time: str | None = None
+    series: EventSeries | None = None
+    action: str = ""
+    related: ObjectReference | None = None
+    reporting_component: str = ""
+    reporting_instance: str = ""
+
+
+# --- Lease (coordination.k8s.io/v1) -----------------------------------------------------------
+
+
+class LeaseSpec(Base, frozen=True):
+    """Who holds the lease and until when it must be renewed (see `core.leaderelection`)."""
+
+    holder_identity: str | None = None
+    lease_duration_seconds: int | None = None
+    acquire_time: str | None = None  # MicroTime: RFC 3339 with microseconds
+    renew_time: str | None = None
+    lease_transitions: int | None = None
+
+
+class Lease(KubeObject, frozen=True):
+    """A lease that API servers elect their controllers' leader with."""
+
+    KIND: ClassVar[str] = "Lease"
+    spec: LeaseSpec = LeaseSpec()
 
 
 # --- Node -------------------------------------------------------------------------------------

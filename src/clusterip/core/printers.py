@@ -213,6 +213,48 @@ def _node_info(key: str, missing: str = "<unknown>") -> Cell:
     return lambda node, now: (node.status.node_info or {}).get(key) or missing
 
 
+def _since(text: str | None, now: float) -> str:
+    """kubectl's translateTimestampSince: the age of a time, `<unknown>` without one."""
+    if not text:
+        return "<unknown>"
+    try:
+        return human_duration(now - parse_rfc3339(text))
+    except ValueError:
+        return "<unknown>"
+
+
+def _event_first_seen(ev: m.Event, now: float) -> str:
+    return _since(ev.first_timestamp or ev.event_time, now)
+
+
+def _event_last_seen(ev: m.Event, now: float) -> str:
+    if ev.series is not None:
+        return _since(ev.series.last_observed_time, now)
+    if ev.last_timestamp:
+        return _since(ev.last_timestamp, now)
+    return _event_first_seen(ev, now)
+
+
+def _event_count(ev: m.Event) -> int:
+    """Singleton events of the new API carry no count: they happened once."""
+    if ev.series is not None:
+        return ev.series.count
+    return ev.count or 1
+
+
+def _event_object(ev: m.Event, now: float) -> str:
+    """`service/web`: the involved object's kind, lower-cased, and its name."""
+    ref = ev.involved_object
+    return f"{ref.kind.lower()}/{ref.name}" if ref.name else ref.kind.lower()
+
+
+def _event_source(ev: m.Event, now: float) -> str:
+    """`kubelet, node-1`: the component, and the host or instance when there is one."""
+    component = ev.source.component or ev.reporting_component
+    host = ev.source.host or ev.reporting_instance
+    return f"{component}, {host}" if host else component
+
+
 def _parent_ref(ip: m.IPAddress, now: float) -> str:
     ref = ip.spec.parent_ref
     if ref is None:
@@ -314,6 +356,31 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
                "ContainerRuntime Version reported by the node through runtime remote API.",
                priority=1),
     ),
+    "Event": (
+        Column("Last Seen", _event_last_seen,
+               "The time at which the most recent occurrence of this event was recorded."),
+        Column("Type", lambda e, now: e.type,
+               "Type of this event (Normal, Warning), new types could be added in the future"),
+        Column("Reason", lambda e, now: e.reason,
+               "This should be a short, machine understandable string that gives the reason for "
+               "the transition into the object's current status."),
+        Column("Object", _event_object, "The object that this event is about."),
+        Column("Subobject", lambda e, now: e.involved_object.field_path,
+               "If referring to a piece of an object instead of an entire object, this string "
+               "should contain a valid JSON/Go field access statement, such as "
+               "desiredState.manifest.containers[2].", priority=1),
+        Column("Source", _event_source,
+               "The component reporting this event. Should be a short machine understandable "
+               "string.", priority=1),
+        Column("Message", lambda e, now: e.message.strip(),
+               "A human-readable description of the status of this operation."),
+        Column("First Seen", _event_first_seen,
+               "The time at which the event was first recorded. (Time of server receipt is in "
+               "TypeMeta.)", priority=1),
+        Column("Count", lambda e, now: str(_event_count(e)),
+               "The number of times this event has occurred.", priority=1),
+        Column("Name", _name, _NAME.description, priority=1, format="name"),
+    ),
     "IPAddress": (
         _NAME,
         Column("ParentRef", _parent_ref,
@@ -373,8 +440,9 @@ def _field(lines: list[str], label: str, values: list[str] | str) -> None:
 
 
 def describe(obj: m.KubeObject, *, endpoints: m.Endpoints | None = None,
-             now: float = 0.0) -> str:
-    """`kubectl describe`-like text: metadata, then what matters for the kind."""
+             events: Sequence[m.Event] = (), now: float = 0.0) -> str:
+    """`kubectl describe`-like text: metadata, then what matters for the kind, then the
+    object's `events` (oldest last seen first), as kubectl prints them."""
     meta = obj.metadata
     lines: list[str] = []
     _field(lines, "Name", meta.name)
@@ -387,7 +455,38 @@ def describe(obj: m.KubeObject, *, endpoints: m.Endpoints | None = None,
     describer = _DESCRIBERS.get(type(obj))
     if describer:
         describer(obj, lines, endpoints)
+    _describe_events(lines, events, now)
     return "\n".join(lines) + "\n"
+
+
+def _describe_events(lines: list[str], events: Sequence[m.Event], now: float) -> None:
+    """kubectl's DescribeEvents: Type, Reason, Age (`5m (x3 over 10m)` for repeats), From,
+    Message, in columns two spaces apart."""
+    if not events:
+        _field(lines, "Events", "<none>")
+        return
+    table = [["Type", "Reason", "Age", "From", "Message"],
+             ["----", "------", "----", "----", "-------"]]
+    for ev in sorted(events, key=_event_order):
+        first = _since(ev.event_time or ev.first_timestamp, now)
+        count = _event_count(ev)
+        age = f"{_event_last_seen(ev, now)} (x{count} over {first})" if count > 1 else first
+        source = ev.source.component or ev.reporting_component
+        table.append([ev.type, ev.reason, age, source, ev.message.strip()])
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    lines.append("Events:")
+    lines += ["  " + "".join(cell.ljust(w + 2) for cell, w in zip(row, widths, strict=False))
+              + row[4] for row in table]
+
+
+def _event_order(ev: m.Event) -> float:
+    """When the event was last seen, for kubectl's SortableEvents (oldest first)."""
+    text = (ev.series.last_observed_time if ev.series is not None else None) \
+        or ev.last_timestamp or ev.event_time
+    try:
+        return parse_rfc3339(text) if text else 0.0
+    except ValueError:
+        return 0.0
 
 
 def _describe_service(svc: m.Service, lines: list[str], endpoints: m.Endpoints | None) -> None:
@@ -413,7 +512,6 @@ def _describe_service(svc: m.Service, lines: list[str], endpoints: m.Endpoints |
     _field(lines, "Session Affinity", spec.session_affinity or "None")
     if spec.internal_traffic_policy:
         _field(lines, "Internal Traffic Policy", spec.internal_traffic_policy)
-    _field(lines, "Events", "<none>")
 
 
 def _describe_pod(pod: m.Pod, lines: list[str], endpoints: m.Endpoints | None) -> None:

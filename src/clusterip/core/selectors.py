@@ -664,6 +664,21 @@ FIELD_PATHS: dict[str, dict[str, _Getter]] = {
     "Node": {
         "spec.unschedulable": lambda o: _flag(o.spec.unschedulable),
     },
+    # kube-apiserver's event fields (`kubectl describe` asks for involvedObject.name,
+    # .namespace, .kind and .uid); `source` is the reporting component.
+    "Event": {
+        "involvedObject.kind": lambda o: o.involved_object.kind,
+        "involvedObject.namespace": lambda o: o.involved_object.namespace,
+        "involvedObject.name": lambda o: o.involved_object.name,
+        "involvedObject.uid": lambda o: o.involved_object.uid,
+        "involvedObject.apiVersion": lambda o: o.involved_object.api_version,
+        "involvedObject.resourceVersion": lambda o: o.involved_object.resource_version,
+        "involvedObject.fieldPath": lambda o: o.involved_object.field_path,
+        "reason": lambda o: o.reason,
+        "reportingComponent": lambda o: o.reporting_component,
+        "source": lambda o: o.source.component,
+        "type": lambda o: o.type,
+    },
 }
 
 

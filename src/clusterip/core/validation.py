@@ -73,6 +73,7 @@ from clusterip.core.selectors import (
     qualified_name_errors,
     regex_error,
 )
+from clusterip.core.timefmt import parse_rfc3339
 
 __all__ = [
     "ServiceCIDRs",
@@ -107,6 +108,7 @@ NAMESPACE_PHASES = ("Active", "Terminating")
 DEPLOYMENT_STRATEGIES = ("Recreate", "RollingUpdate")
 STANDARD_FINALIZERS = frozenset({"kubernetes", "orphan", "foregroundDeletion"})
 ENV_SOURCES = ("configMapKeyRef", "fieldRef", "resourceFieldRef", "secretKeyRef")
+EVENT_TYPES = ("Normal", "Warning")
 
 # Values Kubernetes accepts that clusterip does not serve, with the reason it gives.
 UNSUPPORTED = {
@@ -121,6 +123,8 @@ SLICE_MAX_ENDPOINTS = 1000
 SLICE_MAX_PORTS = 100
 ENDPOINT_MAX_ADDRESSES = 100
 MAX_INT32 = 2**31 - 1
+EVENT_REASON_MAX = 128  # Kubernetes' ReasonLengthLimit
+EVENT_FIELD_MAX = 128  # reportingInstance and action (Kubernetes' ...LengthLimit)
 
 # --- syntax checks: value → Kubernetes' messages (empty list = valid) -------------------------
 
@@ -1117,6 +1121,82 @@ def _service_cidr_update(new: model.ServiceCIDR, old: model.ServiceCIDR) -> list
             for i, (n, o) in enumerate(zip(now, before, strict=True)) if n != o]
 
 
+# --- Event ------------------------------------------------------------------------------------
+
+_EVENT_NAMESPACE = "does not match event.namespace"
+
+
+def _time(path: str, value: str | None) -> list[FieldError]:
+    if not value:
+        return []
+    try:
+        parse_rfc3339(value)
+    except ValueError:
+        return [invalid(path, value, "must be an RFC 3339 time (e.g. 2026-01-01T00:00:00Z)")]
+    return []
+
+
+def _at_most(path: str, value: str, limit: int) -> list[FieldError]:
+    if len(value) <= limit:
+        return []
+    return [invalid(path, value, f"can have at most {limit} characters")]
+
+
+def _lease(lease: model.Lease, ctx: _Context) -> list[FieldError]:
+    """Kubernetes' rules for coordination.k8s.io Leases: a positive duration, transitions not
+    negative, times that parse."""
+    spec = lease.spec
+    errs: list[FieldError] = []
+    if spec.lease_duration_seconds is not None:
+        errs += _at_least("spec.leaseDurationSeconds", spec.lease_duration_seconds, 1)
+    if spec.lease_transitions is not None:
+        errs += _at_least("spec.leaseTransitions", spec.lease_transitions, 0)
+    errs += _time("spec.acquireTime", spec.acquire_time)
+    errs += _time("spec.renewTime", spec.renew_time)
+    return errs
+
+
+def _event(event: model.Event, ctx: _Context) -> list[FieldError]:
+    """Kubernetes' rules for core/v1 Events (`legacyValidateEvent`), plus a type, a reason and
+    a message, which every event clusterip records has. An event about a namespaced object
+    lives in that object's namespace; one about a cluster-scoped object in `default` (or, for a
+    new-style event with an `eventTime`, `kube-system`). A new-style event also names who
+    reported it (`reportingComponent`, `reportingInstance`) and what it did (`action`)."""
+    ref, namespace = event.involved_object, event.metadata.namespace
+    errs: list[FieldError] = []
+    new_style = bool(event.event_time)
+    homes = ("", "default", "kube-system") if new_style else ("", "default")
+    if (ref.namespace and ref.namespace != namespace) or (
+            not ref.namespace and namespace not in homes):
+        errs.append(invalid("involvedObject.namespace", ref.namespace, _EVENT_NAMESPACE))
+    errs += _one_of("type", event.type, EVENT_TYPES)
+    if not event.reason:
+        errs.append(required("reason"))
+    errs += _at_most("reason", event.reason, EVENT_REASON_MAX)
+    if not event.message:
+        errs.append(required("message"))
+    errs += _at_least("count", event.count, 0)
+    errs += _time("firstTimestamp", event.first_timestamp)
+    errs += _time("lastTimestamp", event.last_timestamp)
+    errs += _time("eventTime", event.event_time)
+    if event.series is not None:
+        errs += _at_least("series.count", event.series.count, 0)
+        errs += _time("series.lastObservedTime", event.series.last_observed_time)
+    if new_style:
+        if not event.reporting_component:
+            errs.append(required("reportingComponent"))
+        else:
+            errs += _each("reportingComponent", event.reporting_component,
+                          qualified_name_errors(event.reporting_component))
+        if not event.reporting_instance:
+            errs.append(required("reportingInstance"))
+        errs += _at_most("reportingInstance", event.reporting_instance, EVENT_FIELD_MAX)
+        if not event.action:
+            errs.append(required("action"))
+        errs += _at_most("action", event.action, EVENT_FIELD_MAX)
+    return errs
+
+
 def _nothing(obj: Any, ctx: _Context) -> list[FieldError]:
     return []
 
@@ -1148,6 +1228,8 @@ _RULES: dict[type[model.KubeObject], _Rules] = {
     model.Node: _Rules(dns1123_subdomain_errors, _node, _node_update),
     model.IPAddress: _Rules(_ip_address_name_errors, _ip_address, _ip_address_update),
     model.ServiceCIDR: _Rules(dns1123_subdomain_errors, _service_cidr, _service_cidr_update),
+    model.Event: _Rules(dns1123_subdomain_errors, _event),
+    model.Lease: _Rules(dns1123_subdomain_errors, _lease),
 }
 
 _NAMESPACED = {k.type: k.namespaced for k in KINDS}

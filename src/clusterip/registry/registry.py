@@ -23,6 +23,10 @@ kinds): it is retried on a lost race a bounded number of times against the fresh
 With a resourceVersion, a stale one is a `Conflict` (409) and nothing is written.
 
 The Endpoints kind is a view: `get` and `list` derive it from EndpointSlices; writes are refused.
+
+A Service that gets its ClusterIP(s) (a create, or an update out of ExternalName) has a
+`ClusterIPAllocated` event recorded on it through `events` (an `EventRecorder`, set by whoever
+wires the registry; the recorder writes back through this registry, after the Service write).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import msgspec
 
 from clusterip.clock import Clock
 from clusterip.core import codec, defaults, fieldmanager, validation
+from clusterip.core import events as ev
 from clusterip.core import model as m
 from clusterip.core.endpointsview import endpoints_for
 from clusterip.core.errors import (
@@ -52,6 +57,7 @@ from clusterip.core.errors import (
 from clusterip.core.kinds import KINDS, for_type
 from clusterip.core.patchmeta import schema_of
 from clusterip.core.timefmt import rfc3339
+from clusterip.registry.events import DISCARD, EventRecorder
 from clusterip.registry.objects import ObjectEvent, ObjectStore, conflict_message
 
 __all__ = ["Allocator", "Registry"]
@@ -108,6 +114,7 @@ class Registry:
         self._service_cidrs = tuple(service_cidrs)
         self._clock = clock
         self._rng = rng or random.Random()
+        self.events: EventRecorder = DISCARD
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -199,11 +206,21 @@ class Registry:
             except BaseException:
                 await self._allocator.release(allocated)
                 raise
+            self._allocated(created)
             return cast(T, created)
         return await self.objects.create(obj)
 
     def _now(self) -> str:
         return rfc3339(self._clock.now())
+
+    def _allocated(self, service: m.Service) -> None:
+        """Record ClusterIPAllocated for a Service just stored with the addresses the allocator
+        gave it (or checked free and took for it, when it asked for some). Headless and
+        ExternalName Services get none, and no event."""
+        if service.spec.cluster_ip in ("", "None"):
+            return
+        self.events.record(service, ev.NORMAL, ev.CLUSTER_IP_ALLOCATED,
+                           ev.cluster_ip_message(service))
 
     def _suffix(self) -> str:
         return "".join(self._rng.choice(_SUFFIX_ALPHABET) for _ in range(5))
@@ -283,10 +300,12 @@ class Registry:
         if new.spec.type != "ExternalName" and not new.spec.cluster_ip:
             allocated = await self._allocator.allocate(new)
             try:
-                return await self.objects.update(allocated, old=old)
+                updated = await self.objects.update(allocated, old=old)
             except BaseException:
                 await self._allocator.release(allocated)
                 raise
+            self._allocated(updated)
+            return updated
         updated = await self.objects.update(new, old=old)
         if old.spec.cluster_ip and not new.spec.cluster_ip:
             await self._allocator.release(old)

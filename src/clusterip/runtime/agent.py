@@ -22,6 +22,13 @@ namespace whose pod no longer exists (or is no longer bound here) is removed wit
 in it; a pod that still exists is started afresh in a clean namespace at the IP it had, so no
 namespace, veth, IP or process is leaked or duplicated across agent restarts.
 
+Events, on the pod, per container (`involvedObject.fieldPath` `spec.containers{main}`), in
+kubelet's words: `Created` and `Started` when a process starts, `Failed` when its program cannot
+be run, `Killing` when it is stopped (the pod is deleted, or its liveness probe failed),
+`Unhealthy` (Warning) for each failed probe run (`Readiness probe failed: ...`), `BackOff` while
+a container waits to be restarted. They go through the agent's `EventRecorder`, which never
+waits: recording changes nothing in the pod's life.
+
 Every task has an owner: the agent's TaskGroup holds the workers, the heartbeat and one task per
 pod runtime; each runtime's TaskGroup holds its container supervisors and its status writer.
 """
@@ -43,6 +50,7 @@ import msgspec
 from clusterip.clock import Clock
 from clusterip.control.informer import Informer, InformerFactory
 from clusterip.control.workqueue import WorkQueue, run_worker
+from clusterip.core import events as ev
 from clusterip.core import model as m
 from clusterip.core import pods as podcore
 from clusterip.core.errors import ClusterIPError, Conflict, NotFound
@@ -50,9 +58,10 @@ from clusterip.core.naming import pod_id
 from clusterip.core.podips import PodAddresses
 from clusterip.core.timefmt import rfc3339
 from clusterip.registry.client import Client
+from clusterip.registry.events import DISCARD, EventRecorder
 from clusterip.runtime.containers import ProcessRunner, ProcessSpec, RunningProcess, StartError
 from clusterip.runtime.podnet import PodNet, PodNetwork
-from clusterip.runtime.probes import make_exec_runner, run_probe
+from clusterip.runtime.probes import make_exec_runner, probe_once
 
 __all__ = ["AgentConfig", "NodeAgent"]
 
@@ -92,8 +101,10 @@ class NodeAgent:
         clock: Clock,
         informers: InformerFactory,
         node_address: str = "",
+        events: EventRecorder = DISCARD,
     ) -> None:
         self._client = client
+        self.events = events
         self._network = network
         self._runner = runner
         self._connect = connect
@@ -332,6 +343,10 @@ class PodRuntime:
         self.containers[name] = state
         self._dirty.set()
 
+    def _event(self, container: str, type_: str, reason: str, message: str) -> None:
+        self.agent.events.record(self.pod, type_, reason, message,
+                                 field_path=ev.container_field_path(container))
+
     async def run(self) -> None:
         agent = self.agent
         meta = self.pod.metadata
@@ -399,11 +414,14 @@ class PodRuntime:
                 self._changed(name, podcore.started(self.containers[name], process.pid,
                                                     rfc3339(clock.now()),
                                                     container.readiness_probe is not None))
+                self._event(name, ev.NORMAL, ev.CREATED, ev.created_message(name))
+                self._event(name, ev.NORMAL, ev.STARTED, ev.started_message(name))
                 outcome = await self._watch(container, process)
             except StartError as exc:
                 outcome = exc
             ran = clock.monotonic() - started
             if isinstance(outcome, StartError):
+                self._event(name, ev.WARNING, ev.FAILED, ev.failed_message(str(outcome)))
                 self._changed(name, podcore.start_failed(self.containers[name], str(outcome),
                                                          rfc3339(clock.now())))
                 exit_code = podcore.START_ERROR_EXIT_CODE
@@ -418,6 +436,7 @@ class PodRuntime:
     async def _back_off(self, name: str, ran_seconds: float) -> None:
         state, delay = podcore.back_off(self.containers[name], ran_seconds)
         self._changed(name, state)
+        self._event(name, ev.WARNING, ev.BACK_OFF, ev.back_off_message(name, self.pod))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay)
         if not self._stopping.is_set():
@@ -455,6 +474,8 @@ class PodRuntime:
                       if probe is not None]
             await asyncio.wait({exited, stop}, return_when=asyncio.FIRST_COMPLETED)
             if not exited.done():
+                self._event(container.name, ev.NORMAL, ev.KILLING,
+                            ev.killing_message(container.name))
                 await process.terminate(self._grace)
             for task in (stop, *probes):
                 task.cancel()
@@ -469,15 +490,19 @@ class PodRuntime:
         exec_runner = make_exec_runner(self.net.netns if self.net else None)
         await asyncio.sleep(timings.initial_delay)
         while True:
-            ok = await run_probe(probe, pod_ip=str(self.ip), container=container,
-                                 all_containers=self.pod.spec.containers,
-                                 connect=agent._connect, exec_runner=exec_runner)
-            state = podcore.record(state, probe, ok)
+            result = await probe_once(probe, pod_ip=str(self.ip), container=container,
+                                      all_containers=self.pod.spec.containers,
+                                      connect=agent._connect, exec_runner=exec_runner)
+            if not result.ok:
+                self._event(name, ev.WARNING, ev.UNHEALTHY,
+                            ev.unhealthy_message(kind, result.message))
+            state = podcore.record(state, probe, result.ok)
             if kind == "readiness":
                 self._changed(name, podcore.with_readiness(self.containers[name], state))
             elif not state.result:
                 log.info("liveness probe failed, restarting pod=%s container=%s",
                          self.pod.metadata.name, name)
+                self._event(name, ev.NORMAL, ev.KILLING, ev.liveness_killing_message(name))
                 await process.terminate(float(self.pod.spec.termination_grace_period_seconds
                                               or 30))
                 return

@@ -6,10 +6,15 @@
 `api.http` is an aiohttp TestClient bound to a free loopback port, `api.registry` the Registry
 behind it (for checks that bypass HTTP) and `api.store` the store (to compact it, say). With a
 `token`, the server requires it of every request (plain HTTP: TLS is the process's business).
+
+With `events=True` the registry records its events (ClusterIPAllocated) through
+`api.events`, an EventBroadcaster whose writer task runs for the duration of the block, as in
+the app; without it nothing is recorded, so tests that count writes see only their own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +24,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from clusterip.apiserver.server import ApiServer
+from clusterip.core import events as ev
 from clusterip.core.ipalloc import ServiceRange
+from clusterip.registry.events import EventBroadcaster
 from clusterip.registry.ipalloc import ClusterIPAllocator
 from clusterip.registry.objects import ObjectStore
 from clusterip.registry.registry import Registry
@@ -38,12 +45,13 @@ class TestApi:
     registry: Registry
     store: Store
     clock: FakeClock
+    events: EventBroadcaster | None = None
 
 
 @asynccontextmanager
 async def open_test_api(
     store: Store | None = None, *, service_cidr: str = "10.96.0.0/12", seed: int = 7,
-    token: str = "", bookmark_interval: float = 60.0,
+    token: str = "", bookmark_interval: float = 60.0, events: bool = False,
 ) -> AsyncIterator[TestApi]:
     clock = FakeClock()
     store = store or MemoryStore()
@@ -52,6 +60,7 @@ async def open_test_api(
     allocator = ClusterIPAllocator(objects, ranges, random.Random(seed))
     registry = Registry(objects, allocator, service_cidrs=[r.cidr for r in ranges], clock=clock,
                         rng=random.Random(seed))
+    broadcaster = EventBroadcaster(registry, clock, retry_delay=0.0) if events else None
     await allocator.ensure_service_cidr()
     await registry.bootstrap(api_port=7080)
     client = TestClient(TestServer(ApiServer(registry, token=token, clock=clock,
@@ -59,7 +68,16 @@ async def open_test_api(
                                    host="127.0.0.1", port=0))
     await client.start_server()
     try:
-        yield TestApi(client, registry, store, clock)
+        async with asyncio.TaskGroup() as tasks:
+            writer = None
+            if broadcaster is not None:
+                registry.events = broadcaster.recorder(ev.ALLOCATOR)
+                writer = tasks.create_task(broadcaster.run())
+            try:
+                yield TestApi(client, registry, store, clock, broadcaster)
+            finally:
+                if writer is not None:
+                    writer.cancel()
     finally:
         await client.close()
         await store.close()

@@ -14,18 +14,26 @@ ends it::
 Signals are recorded in `proc.signals`; SIGTERM ends a process with 143 unless it ignores it,
 SIGKILL with 137. `fail_exec(program)` models `ip netns exec` failing to exec the program:
 `start` succeeds and `wait()` raises StartError, as the real runner reports it.
+
+`FakePodNetwork` is a `PodNetwork` in memory, for the node agent's unit tests: pod namespaces
+are entries of `pods` (named `<prefix>-<pod id>`, which no real namespace ever is: the agent's
+`ip netns pids` of one finds nothing), checked as the real one checks them (a 10-character pod
+id, an address inside the node's pod CIDR, no address given to two pods).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import itertools
+import re
 
 from clusterip.clock import Clock, SystemClock
 from clusterip.runtime.containers import ProcessSpec, StartError, check_spec
+from clusterip.runtime.podnet import PodNet
 
-__all__ = ["FakeProcess", "FakeProcessRunner"]
+__all__ = ["FakePodNetwork", "FakeProcess", "FakeProcessRunner"]
 
 SIGTERM_EXIT = 143
 SIGKILL_EXIT = 137
@@ -135,3 +143,46 @@ class FakeProcessRunner:
 
     def running(self) -> list[FakeProcess]:
         return [p for p in self.processes if p.running]
+
+
+class FakePodNetwork:
+    """Pod networks as entries in `pods` (netns name → PodNet); see the module docstring."""
+
+    def __init__(self, pod_cidr: str = "10.244.0.0/24", prefix: str = "fakenode-pod") -> None:
+        self.pod_cidr = ipaddress.IPv4Network(pod_cidr)
+        self.prefix = prefix
+        self.pods: dict[str, PodNet] = {}
+        self.resolv_confs: dict[str, str] = {}
+        self.node_ready = False
+
+    async def ensure_node(self) -> None:
+        self.node_ready = True
+
+    async def setup_pod(self, pod_id: str, ip: ipaddress.IPv4Address,
+                        resolv_conf: str) -> PodNet:
+        if not re.fullmatch(r"[a-z0-9]{10}", pod_id):
+            raise ValueError(f"pod id must be 10 characters of [a-z0-9], got {pod_id!r}")
+        if ip not in self.pod_cidr or ip in (self.pod_cidr.network_address,
+                                             self.pod_cidr.network_address + 1,
+                                             self.pod_cidr.broadcast_address):
+            raise ValueError(f"{ip} is not a pod address of {self.pod_cidr}")
+        netns = f"{self.prefix}-{pod_id}"
+        taken = {p.ip for name, p in self.pods.items() if name != netns}
+        if ip in taken:
+            raise ValueError(f"{ip} is already the address of another pod")
+        net = PodNet(netns=netns, pod_id=pod_id, ip=ip, host_veth=f"veth{pod_id[:8]}")
+        self.pods[netns] = net
+        self.resolv_confs[netns] = resolv_conf
+        return net
+
+    async def teardown_pod(self, netns: str) -> None:
+        self.pods.pop(netns, None)
+        self.resolv_confs.pop(netns, None)
+
+    async def list_pods(self) -> list[PodNet]:
+        return list(self.pods.values())
+
+    async def teardown_node(self, *, remove_namespace: bool = False) -> None:
+        self.pods.clear()
+        self.resolv_confs.clear()
+        self.node_ready = False
