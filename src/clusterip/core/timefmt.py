@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["parse_rfc3339", "rfc3339"]
+__all__ = ["parse_rfc3339", "rfc3339", "rfc3339_micro"]
 
 
 def rfc3339(unix_seconds: float) -> str:
     return datetime.fromtimestamp(int(unix_seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339_micro(unix_seconds: float) -> str:
+    """A MicroTime (Leases' times): `2026-11-26T15:49:24.123456Z`."""
+    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_rfc3339(text: str) -> float:
