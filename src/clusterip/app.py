@@ -1,24 +1,32 @@
 """The composition root: builds the parts and runs them under one `asyncio.TaskGroup`.
 
+`serve` is an API server (`clusterip apiserver`; with a node too, `clusterip up`):
+
     open store ─► ObjectStore ─► ClusterIPAllocator ─► Registry
                                                           │
     API server (binds first, so the `kubernetes` Service knows its port; off loopback with
     a token and TLS, see apiserver.credentials), then <data-dir>/kubeconfig for kubectl
     bootstrap: namespaces, ServiceCIDR, `kubernetes` and `kube-dns` Services
-    repair pass (IPAddresses ⇄ Services), then every 3 minutes
-    controllers: endpoints, deployments   ─► /readyz turns 200 once their caches synced
-    events: one broadcaster (its writer task) for every component's recorder, and the
-    event TTL (kube-apiserver's --event-ttl, 1 h): expired events deleted every minute
+    repair pass (IPAddresses ⇄ Services) at once, unless other API servers share the store
+    leader election (control.leader) ─► while this server leads, one term:
+        controllers: endpoints, deployments, scheduler, node IPAM, node lifecycle
+        periodic passes: IP repair (3 min), compaction, the event TTL sweep
+    /readyz turns 200 once the term's caches synced, or another server is seen leading
+    events: one broadcaster (its writer task) for every component's recorder
+
+`serve_node` is one node of a cluster (`clusterip node`): a RemoteClient to the API servers,
+the Node registered and its pod CIDR awaited, then the node agent, the cluster DNS, the service
+proxy and the routes to the other nodes' pods.
 
 SIGINT and SIGTERM cancel the group; every task is awaited and the store closed before the
 process exits. Nothing here has logic of its own: each part is documented where it lives.
 """
-
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
+import hashlib
 import ipaddress
 import logging
 import os
@@ -28,7 +36,7 @@ import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import msgspec
 
@@ -39,17 +47,24 @@ from clusterip.control.deployments import DeploymentController
 from clusterip.control.endpoints import EndpointsController
 from clusterip.control.informer import InformerFactory
 from clusterip.control.ipalloc_repair import repair
+from clusterip.control.leader import LeaderElector
+from clusterip.control.nodeipam import NodeIpamController
+from clusterip.control.nodelifecycle import NodeLifecycleController
 from clusterip.control.scheduler import Scheduler
 from clusterip.core import codec, kubeconfig
 from clusterip.core import events as ev
 from clusterip.core import model as m
 from clusterip.core.errors import AlreadyExists, BadInput, ClusterIPError
 from clusterip.core.ipalloc import ServiceRange
+from clusterip.core.nodeipam import NodeCidrs
+from clusterip.core.nodelifecycle import Timing as NodeTiming
 from clusterip.core.projections import PodSlimmer
+from clusterip.registry.client import Client
 from clusterip.registry.events import EventBroadcaster, expire_events
 from clusterip.registry.ipalloc import ClusterIPAllocator
 from clusterip.registry.objects import ObjectStore
 from clusterip.registry.registry import Registry
+from clusterip.registry.remote import RemoteClient
 from clusterip.store.api import Store
 from clusterip.store.etcd import EtcdStore
 from clusterip.store.memory import MemoryStore
@@ -63,8 +78,9 @@ if TYPE_CHECKING:
     from clusterip.runtime.agent import NodeAgent
     from clusterip.runtime.nssocket import NetnsSockets
     from clusterip.runtime.podnet import NetnsPodNetwork
+    from clusterip.runtime.routes import NodeRoutes
 
-__all__ = ["AppConfig", "loop_name", "run", "run_on", "serve"]
+__all__ = ["AppConfig", "loop_name", "run", "run_node", "run_on", "serve", "serve_node"]
 
 log = logging.getLogger("clusterip")
 
@@ -97,6 +113,17 @@ class AppConfig:
     auth: str = "auto"  # token and TLS: auto (off loopback), token (always)
     compaction_interval: float = 300.0  # seconds, as kube-apiserver's; 0: never
     event_ttl: float = ev.DEFAULT_TTL_SECONDS  # seconds, as kube-apiserver's --event-ttl; 0: keep
+    node_monitor_grace: float = 40.0  # seconds without a heartbeat before a node is Unknown
+    pod_eviction_timeout: float = 300.0  # seconds a node is not ready before its pods go
+    heartbeat: float = 10.0  # seconds between a node agent's status posts
+    node_ip: str = ""  # the node's InternalIP (default: its bridge address)
+    servers: str = ""  # `clusterip node`: the API server URL(s), comma-separated
+    token: str = ""  # `clusterip node`: the bearer token, for an API that asks for one
+    ca_file: str = ""  # `clusterip node`: the CA of an https API server
+
+    @property
+    def node_timing(self) -> NodeTiming:
+        return NodeTiming(grace=self.node_monitor_grace, eviction=self.pod_eviction_timeout)
 
 
 async def open_store(config: AppConfig) -> Store:
@@ -135,11 +162,17 @@ async def serve(
         allocator = ClusterIPAllocator(objects, ranges, rng)
         registry = Registry(objects, allocator, service_cidrs=[r.cidr for r in ranges],
                             clock=clock, rng=rng)
-        synced = asyncio.Event()
         data_dir = Path(config.data_dir)
         credentials = (load_credentials(data_dir, config.host)
                        if kubeconfig.token_required(config.host, config.auth) else None)
-        api = ApiServer(registry, ready=synced.is_set,
+        elector = LeaderElector(registry, _identity(config), clock=clock)
+        bootstrapped, controllers_synced = asyncio.Event(), asyncio.Event()
+
+        def api_ready() -> bool:
+            return bootstrapped.is_set() and (controllers_synced.is_set()
+                                              or elector.following.is_set())
+
+        api = ApiServer(registry, ready=api_ready,
                         token=credentials.token if credentials else "", clock=clock)
         bound: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
 
@@ -149,16 +182,53 @@ async def serve(
 
         broadcaster = EventBroadcaster(registry, clock)
         registry.events = broadcaster.recorder(ev.ALLOCATOR)
-        informers = InformerFactory(registry, transforms={m.Pod: PodSlimmer()})
-        endpoints = EndpointsController(registry, clock=clock, new_suffix=_random_suffix(rng),
+        shared_store = config.store_url.startswith("etcd://")
+
+        async def lead() -> None:
+            """The controllers and the periodic passes, while this API server leads: made
+            afresh each term, so a new term starts from fresh lists."""
+            informers = InformerFactory(registry, transforms={m.Pod: PodSlimmer()})
+            controllers: list[_Controller] = [
+                EndpointsController(registry, clock=clock, new_suffix=_random_suffix(rng),
+                                    informers=informers,
+                                    events=broadcaster.recorder(ev.ENDPOINTS_CONTROLLER)),
+                DeploymentController(registry, clock=clock, new_suffix=_random_suffix(rng),
+                                     informers=informers,
+                                     events=broadcaster.recorder(ev.DEPLOYMENT_CONTROLLER)),
+                Scheduler(registry, informers=informers,
+                          events=broadcaster.recorder(ev.SCHEDULER)),
+                NodeIpamController(registry, NodeCidrs.parse(config.cluster_cidr),
+                                   informers=informers,
+                                   events=broadcaster.recorder(ev.NODE_IPAM_CONTROLLER)),
+                NodeLifecycleController(registry, clock=clock, timing=config.node_timing,
                                         informers=informers,
-                                        events=broadcaster.recorder(ev.ENDPOINTS_CONTROLLER))
-        deployments = DeploymentController(registry, clock=clock,
-                                           new_suffix=_random_suffix(rng), informers=informers,
-                                           events=broadcaster.recorder(ev.DEPLOYMENT_CONTROLLER))
-        scheduler = Scheduler(registry, informers=informers,
-                              events=broadcaster.recorder(ev.SCHEDULER))
-        node = _node(config, registry, informers, clock, broadcaster) if config.node else None
+                                        events=broadcaster.recorder(ev.NODE_CONTROLLER)),
+            ]
+            try:
+                async with asyncio.TaskGroup() as term:
+                    term.create_task(informers.run())
+                    for controller in controllers:
+                        term.create_task(controller.run())
+                    if shared_store:  # other API servers may be allocating: orphans wait
+                        term.create_task(_repair(objects, ranges, clock))
+                    term.create_task(_every(REPAIR_INTERVAL,
+                                            lambda: _repair(objects, ranges, clock)))
+                    if config.compaction_interval > 0:
+                        compactor = _Compactor(store, await store.revision())
+                        term.create_task(_every(config.compaction_interval, compactor.compact))
+                    if config.event_ttl > 0:
+                        ttl = config.event_ttl
+                        term.create_task(_every(min(EVENT_SWEEP_INTERVAL, max(1.0, ttl / 2)),
+                                                lambda: _expire_events(registry, clock, ttl)))
+                    for controller in controllers:
+                        await controller.ready.wait()
+                    controllers_synced.set()
+            finally:
+                controllers_synced.clear()
+
+        node_informers = InformerFactory(registry, transforms={m.Pod: PodSlimmer()})
+        node = (_node(config, registry, node_informers, clock, broadcaster,
+                      pod_cidr=config.pod_cidr) if config.node else None)
         if node is not None:
             api.logs = node.agent
         async with contextlib.AsyncExitStack() as cleanup, asyncio.TaskGroup() as tasks:
@@ -174,44 +244,111 @@ async def serve(
             await allocator.ensure_service_cidr()
             await registry.bootstrap(api_port=port)
             await _apply_files(registry, config.apply)
-            # The first pass runs before this process accepts any write, so no create can be in
-            # flight: orphaned IPAddresses (a crash between allocation and the Service write)
-            # go at once. Later passes give in-flight creates the API's 60 s to finish.
-            await _repair(objects, ranges, clock, grace=0.0)
-            tasks.create_task(_every(REPAIR_INTERVAL, lambda: _repair(objects, ranges, clock)))
-            if config.compaction_interval > 0:
-                compactor = _Compactor(store, await store.revision())
-                tasks.create_task(_every(config.compaction_interval, compactor.compact))
-            if config.event_ttl > 0:
-                ttl = config.event_ttl
-                tasks.create_task(_every(min(EVENT_SWEEP_INTERVAL, max(1.0, ttl / 2)),
-                                         lambda: _expire_events(registry, clock, ttl)))
-            tasks.create_task(informers.run())
-            tasks.create_task(endpoints.run())
-            tasks.create_task(deployments.run())
-            tasks.create_task(scheduler.run())
+            if not shared_store:
+                # No create can be in flight before this process accepts writes (no other API
+                # server shares the store): orphaned IPAddresses (a crash between allocation
+                # and the Service write) go at once. Later passes give creates the API's 60 s.
+                await _repair(objects, ranges, clock, grace=0.0)
+            bootstrapped.set()
+            tasks.create_task(elector.run(lead))
             if node is not None:
-                tasks.create_task(node.agent.run())
-                tasks.create_task(node.dns.run())
-                tasks.create_task(node.serve_dns())
-                tasks.create_task(node.run_proxy())
-            await endpoints.synced()
-            await deployments.synced()
-            await scheduler.synced()
+                tasks.create_task(node_informers.run())
+                node.start(tasks)
+            await _first_of(controllers_synced.wait(), elector.following.wait())
             if node is not None:
-                await node.agent.synced()
-                await node.dns_bound.wait()  # ready means a pod's DNS answers
-                await node.proxy.synced.wait()  # and its ClusterIPs are served
+                await node.synced()
             # The caches now hold most of what this process will keep: move them out of the
             # collector's reach, so that full collections do not walk 100,000 cached objects
             # (which showed as tens of milliseconds of tail latency on every write path).
             gc.collect()
             gc.freeze()
-            synced.set()
             log.info("clusterip API ready on %s", url)
             ready(url)
     finally:
         await store.close()
+
+
+async def serve_node(
+    config: AppConfig,
+    *,
+    clock: Clock | None = None,
+    ready: Callable[[str], None] = lambda name: None,
+) -> None:
+    """Run one node (`clusterip node`) against the API server(s) `config.servers` until
+    cancelled: its pods, the cluster DNS and the service proxy inside `config.netns`, and routes
+    to the other nodes' pods. Without a `pod_cidr` the node registers and waits for the node
+    IPAM controller to give it one. `ready(name)` once its pods, DNS, proxy and routes are
+    served. The namespace is the cluster's: a stop leaves it (and its link) in place."""
+    clock = clock or SystemClock()
+    async with RemoteClient(config.servers, token=config.token,
+                            ca_file=config.ca_file) as client:
+        pod_cidr = config.pod_cidr or await _assigned_pod_cidr(client, config)
+        log.info("node %s: pod CIDR %s", config.node_name, pod_cidr)
+        broadcaster = EventBroadcaster(client, clock)
+        informers = InformerFactory(client, transforms={m.Pod: PodSlimmer()})
+        node = _node(config, client, informers, clock, broadcaster, pod_cidr=pod_cidr,
+                     routes=True)
+        async with contextlib.AsyncExitStack() as cleanup, asyncio.TaskGroup() as tasks:
+            cleanup.push_async_callback(node.close)
+            tasks.create_task(broadcaster.run())
+            tasks.create_task(informers.run())
+            node.start(tasks)
+            await node.synced()
+            assert node.routes is not None
+            await node.routes.synced.wait()
+            log.info("node %s ready", config.node_name)
+            ready(config.node_name)
+
+
+async def _assigned_pod_cidr(client: Client, config: AppConfig) -> str:
+    """Register the Node (without a pod CIDR) and wait until the node IPAM controller has
+    written one into it."""
+    name = config.node_name
+    try:
+        await client.create(m.Node(metadata=m.ObjectMeta(
+            name=name, labels={"kubernetes.io/hostname": name})))
+    except AlreadyExists:
+        pass
+    delay, waited = 0.05, 0.0
+    while True:
+        cidr = (await client.get(m.Node, "", name)).spec.pod_cidr
+        if cidr:
+            return cidr
+        if waited >= 10.0:
+            log.warning("node %s: still waiting for a pod CIDR (is a controller leading?)", name)
+            waited = 0.0
+        await asyncio.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 1.0)
+
+
+class _Controller(Protocol):
+    ready: asyncio.Event
+
+    async def run(self) -> None: ...
+
+
+def _identity(config: AppConfig) -> str:
+    """This API server's name in leader election: the host and its data directory, so that a
+    server restarted on the same data renews its own lease at once instead of waiting for it to
+    expire."""
+    where = hashlib.sha256(str(Path(config.data_dir).resolve()).encode()).hexdigest()[:8]
+    return f"{socket.gethostname()}_{where}"
+
+
+async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Wait until any of `waits` is done; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _bare_ip(address: str) -> str:
+    """`172.18.0.2/24` or `172.18.0.2` → `172.18.0.2` ("" stays "")."""
+    return str(ipaddress.ip_interface(address).ip) if address else ""
 
 
 @dataclass
@@ -228,8 +365,25 @@ class _Node:
     proxy: ProxyController
     proxy_mode: str
     proxy_config: ProxyConfig
+    routes: NodeRoutes | None = None
+    owns_namespace: bool = True  # `up --netns` owns it; a cluster's node namespace is the cluster's
     proxy_close: Callable[[], Awaitable[None]] | None = None
     dns_bound: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def start(self, tasks: asyncio.TaskGroup) -> None:
+        """Run the agent, the DNS (cache and server), the proxy and the routes in `tasks`."""
+        tasks.create_task(self.agent.run())
+        tasks.create_task(self.dns.run())
+        tasks.create_task(self.serve_dns())
+        tasks.create_task(self.run_proxy())
+        if self.routes is not None:
+            tasks.create_task(self.routes.run())
+
+    async def synced(self) -> None:
+        """Ready: pods are run, a pod's DNS answers and its ClusterIPs are served."""
+        await self.agent.synced()
+        await self.dns_bound.wait()
+        await self.proxy.synced.wait()
 
     async def serve_dns(self) -> None:
         """The cluster DNS on `cluster_dns`:53 inside the node (node-local: no DNAT between a
@@ -301,7 +455,7 @@ class _Node:
         (also when an earlier run made it and was killed)."""
         if self.proxy_close is not None:
             await self.proxy_close()
-        await self.network.teardown_node(remove_namespace=True)
+        await self.network.teardown_node(remove_namespace=self.owns_namespace)
         self.sockets.close()
 
 
@@ -318,10 +472,11 @@ class _Loopback:
         await self.network.remove_local_address(ip)
 
 
-def _node(config: AppConfig, registry: Registry, informers: InformerFactory, clock: Clock,
-          broadcaster: EventBroadcaster) -> _Node:
-    """The node agent and its kernel-facing parts (imported here: only `up` runs a node, and
-    `apiserver` need not load pyroute2)."""
+def _node(config: AppConfig, client: Client, informers: InformerFactory, clock: Clock,
+          broadcaster: EventBroadcaster, *, pod_cidr: str, routes: bool = False) -> _Node:
+    """The node agent and its kernel-facing parts (imported here: only `up` and `node` run a
+    node, and `apiserver` need not load pyroute2), for a node with pod CIDR `pod_cidr`; with
+    `routes`, it also keeps routes to the other nodes' pods."""
     from clusterip.core.nftrules import ProxyConfig
     from clusterip.dnsserver.cache import DnsCache
     from clusterip.dnsserver.forward import UpstreamForwarder, upstreams_from_resolv_conf
@@ -330,18 +485,20 @@ def _node(config: AppConfig, registry: Registry, informers: InformerFactory, clo
     from clusterip.runtime.containers import RealProcessRunner
     from clusterip.runtime.nssocket import NetnsSockets
     from clusterip.runtime.podnet import NetnsPodNetwork
+    from clusterip.runtime.routes import NetlinkRouteTable, NodeRoutes
 
     prefix = f"{config.netns or 'clusterip'}-pod"
-    network = NetnsPodNetwork(config.netns, pod_cidr=config.pod_cidr, prefix=prefix,
+    network = NetnsPodNetwork(config.netns, pod_cidr=pod_cidr, prefix=prefix,
                               local_addresses=[f"{config.cluster_dns}/32"],
                               service_cidr=config.service_cidr)
     sockets = NetnsSockets(config.netns)
     agent = NodeAgent(
-        registry, network, RealProcessRunner(), sockets.open_connection,
+        client, network, RealProcessRunner(), sockets.open_connection,
         config=AgentConfig(state_dir=Path(config.data_dir) / "node",
                            node_name=config.node_name,
-                           pod_cidr=ipaddress.IPv4Network(config.pod_cidr)),
-        clock=clock, informers=informers,
+                           pod_cidr=ipaddress.IPv4Network(pod_cidr),
+                           heartbeat_seconds=config.heartbeat),
+        clock=clock, informers=informers, node_address=_bare_ip(config.node_ip),
         events=broadcaster.recorder(ev.KUBELET, host=config.node_name),
     )
     if config.dns_upstreams:
@@ -354,8 +511,11 @@ def _node(config: AppConfig, registry: Registry, informers: InformerFactory, clo
     proxy = ProxyController(informers, local_ips=local_ips)
     proxy_config = ProxyConfig(node=config.node_name, service_cidrs=(config.service_cidr,),
                                pod_cidrs=(config.cluster_cidr,), local_ips=local_ips)
+    node_routes = (NodeRoutes(informers, config.node_name, NetlinkRouteTable(config.netns))
+                   if routes else None)
     return _Node(agent, network, sockets, dns, UpstreamForwarder(upstreams), config.cluster_dns,
-                 config.dns_listen, proxy, config.proxy_mode, proxy_config)
+                 config.dns_listen, proxy, config.proxy_mode, proxy_config, node_routes,
+                 owns_namespace=not routes)
 
 
 def _write_kubeconfig(data_dir: Path, server: str, credentials: Credentials | None) -> None:
@@ -437,11 +597,23 @@ async def _every(interval: float, action: Callable[[], Awaitable[None]]) -> None
 
 def run(config: AppConfig) -> None:
     """Run `serve` in a new event loop; SIGINT/SIGTERM stop it cleanly."""
+    _log_to_stderr(config)
+    run_on(_main(serve(config, ready=lambda url: print(f"clusterip: API ready on {url}",
+                                                      flush=True))), config.loop)
+
+
+def run_node(config: AppConfig) -> None:
+    """Run `serve_node` in a new event loop; SIGINT/SIGTERM stop it cleanly."""
+    _log_to_stderr(config)
+    run_on(_main(serve_node(config, ready=lambda name: print(f"clusterip: node {name} ready",
+                                                            flush=True))), config.loop)
+
+
+def _log_to_stderr(config: AppConfig) -> None:
     logging.basicConfig(
         level=logging.DEBUG if config.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    run_on(_main(config), config.loop)
 
 
 def run_on(main: Coroutine[Any, Any, T], choice: str) -> T:
@@ -474,14 +646,13 @@ def loop_name(choice: str) -> str:
     return "uvloop"
 
 
-async def _main(config: AppConfig) -> None:
+async def _main(job: Coroutine[Any, Any, None]) -> None:
     main = asyncio.current_task()
     assert main is not None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, main.cancel)
     try:
-        await serve(config, ready=lambda url: print(f"clusterip: API ready on {url}",
-                                                   flush=True))
+        await job
     except asyncio.CancelledError:
         log.info("stopped")

@@ -26,6 +26,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -97,13 +98,13 @@ def _server_options(f: Any) -> Any:
                      help="HOST:PORT of the API (port 0 picks a free one).")(f)
     f = click.option("--service-cidr", default="10.96.0.0/12", show_default=True,
                      help="The service CIDR ClusterIPs come from.")(f)
+    f = click.option("--cluster-cidr", default="10.244.0.0/16", show_default=True,
+                     help="The CIDR every node's pod CIDR (a /24) is given from.")(f)
     f = click.option("--store", "store_url", default="", metavar="URL",
-                     help="Store: empty for SQLite in the data directory, or memory://.")(f)
-    f = click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")(f)
-    f = click.option("--loop", type=click.Choice(["auto", "uvloop", "asyncio"]), default="auto",
-                     show_default=True,
-                     help="Event loop: uvloop when installed (auto), or asyncio.")(f)
-    f = click.option("--apply", "apply_paths", multiple=True, type=click.Path(exists=True),
+                     help="Store: empty for SQLite in the data directory, memory://, or "
+                     "etcd://HOST:PORT[,HOST:PORT...][/PREFIX][?ca=F&cert=F&key=F].")(f)
+    f = _common_options(f)
+    f = click.option("--apply", "apply", multiple=True, type=click.Path(exists=True),
                      help="Manifest file or folder to create at start (objects that exist are "
                      "left alone). May be given more than once.")(f)
     f = click.option("--auth", type=click.Choice(kubeconfig.AUTH_MODES), default="auto",
@@ -122,21 +123,62 @@ def _server_options(f: Any) -> Any:
                      show_default=True, metavar="SECONDS",
                      help="How long an event is kept after it last happened, as "
                      "kube-apiserver's --event-ttl; 0: forever.")(f)
+    f = click.option("--node-monitor-grace-period", "node_monitor_grace",
+                     type=click.FloatRange(min=1), default=40.0, show_default=True,
+                     metavar="SECONDS", help="A node that posts no status for this long is "
+                     "Unknown, and its pods not ready (kube-controller-manager's flag).")(f)
+    f = click.option("--pod-eviction-timeout", type=click.FloatRange(min=0), default=300.0,
+                     show_default=True, metavar="SECONDS",
+                     help="A node not ready for this long has its pods deleted, so their "
+                     "Deployments replace them on other nodes.")(f)
     return f
 
 
-def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
-                verbose: bool, loop: str, apply_paths: tuple[str, ...], auth: str,
-                compaction_interval: float, **node_options: Any) -> None:
-    from clusterip.app import AppConfig, run
+def _common_options(f: Any) -> Any:
+    f = click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")(f)
+    f = click.option("--loop", type=click.Choice(["auto", "uvloop", "asyncio"]), default="auto",
+                     show_default=True,
+                     help="Event loop: uvloop when installed (auto), or asyncio.")(f)
+    return f
 
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        _fail(f"--listen: expected HOST:PORT, got {listen!r}", EXIT_BAD_INPUT)
-    config = AppConfig(data_dir=data_dir, host=host, port=int(port),
-                       service_cidr=service_cidr, store_url=store_url, verbose=verbose,
-                       loop=loop, apply=apply_paths, auth=auth,
-                       compaction_interval=compaction_interval, **node_options)
+
+def _node_options(f: Any) -> Any:
+    f = click.option("--netns", default=None, metavar="NAME",
+                     help="Put the node (bridge, pods) in this network namespace, created if "
+                     "missing; the API stays where the process runs. Without it the node is "
+                     "the host namespace.")(f)
+    f = click.option("--dns-upstream", "dns_upstreams", multiple=True, metavar="HOST:PORT",
+                     help="Where the cluster DNS forwards other names (default: the host's "
+                     "resolv.conf). May be given more than once.")(f)
+    f = click.option("--dns-listen", "dns_listen", multiple=True, metavar="HOST:PORT",
+                     help="Also serve the cluster DNS here, outside the node (e.g. "
+                     "127.0.0.1:5353).")(f)
+    f = click.option("--proxy-mode", type=click.Choice(["auto", "nftables", "userspace"]),
+                     default="auto", show_default=True,
+                     help="The service proxy: nftables rules in the kernel, or userspace "
+                     "relays; auto is nftables when the process can program it (root, nft), "
+                     "else userspace.")(f)
+    f = click.option("--heartbeat", type=click.FloatRange(min=0.1), default=10.0,
+                     show_default=True, metavar="SECONDS",
+                     help="How often the node posts its status (kubelet's "
+                     "--node-status-update-frequency).")(f)
+    return f
+
+
+def _config(options: dict[str, Any], **extra: Any) -> Any:
+    """The AppConfig of a server command's options (`--listen` split into host and port)."""
+    from clusterip.app import AppConfig
+
+    listen = options.pop("listen", None)
+    if listen is not None:
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit():
+            _fail(f"--listen: expected HOST:PORT, got {listen!r}", EXIT_BAD_INPUT)
+        options.update(host=host, port=int(port))
+    return AppConfig(**options, **extra)
+
+
+def _run(run: Callable[[Any], None], config: Any) -> None:
     try:
         run(config)
     except ClusterIPError as exc:
@@ -145,38 +187,116 @@ def _run_server(data_dir: str, listen: str, service_cidr: str, store_url: str,
 
 @main.command()
 @_server_options
-def apiserver(data_dir: str, listen: str, service_cidr: str, store_url: str,
-              verbose: bool, loop: str, apply_paths: tuple[str, ...], auth: str,
-              compaction_interval: float, event_ttl: float) -> None:
-    """Run the API server with its store and controllers (no node)."""
-    _run_server(data_dir, listen, service_cidr, store_url, verbose, loop, apply_paths, auth,
-                compaction_interval, event_ttl=event_ttl)
+def apiserver(**options: Any) -> None:
+    """Run the API server with its store and controllers (no node). Several may share one
+    etcd store: they elect one leader to run the controllers."""
+    from clusterip.app import run
+
+    _run(run, _config(options))
 
 
 @main.command()
 @_server_options
-@click.option("--netns", default=None, metavar="NAME",
-              help="Put the node (bridge, pods) in this network namespace, created if missing; "
-              "the API stays where the process runs. Without it the node is the host namespace.")
-@click.option("--dns-upstream", "dns_upstreams", multiple=True, metavar="HOST:PORT",
-              help="Where the cluster DNS forwards other names (default: the host's "
-              "resolv.conf). May be given more than once.")
-@click.option("--dns-listen", "dns_listen", multiple=True, metavar="HOST:PORT",
-              help="Also serve the cluster DNS here, outside the node (e.g. 127.0.0.1:5353).")
-@click.option("--proxy-mode", type=click.Choice(["auto", "nftables", "userspace"]),
-              default="auto", show_default=True,
-              help="The service proxy: nftables rules in the kernel, or userspace relays; auto "
-              "is nftables when the process can program it (root, nft), else userspace.")
-def up(data_dir: str, listen: str, service_cidr: str, store_url: str, verbose: bool, loop: str,
-       apply_paths: tuple[str, ...], auth: str, compaction_interval: float, event_ttl: float,
-       netns: str | None, dns_upstreams: tuple[str, ...], dns_listen: tuple[str, ...],
-       proxy_mode: str) -> None:
+@_node_options
+def up(**options: Any) -> None:
     """Run everything in one process: API server, store, controllers and the node agent
     (pods, the cluster DNS on 10.96.0.10:53 inside the node, the service proxy)."""
-    _run_server(data_dir, listen, service_cidr, store_url, verbose, loop, apply_paths, auth,
-                compaction_interval, event_ttl=event_ttl, node=True, netns=netns,
-                dns_upstreams=dns_upstreams,
-                dns_listen=dns_listen, proxy_mode=proxy_mode)
+    from clusterip.app import run
+
+    _run(run, _config(options, node=True))
+
+
+@main.command()
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the node's state (created if missing).")
+@click.option("--server", "servers", required=True, metavar="URL[,URL...]",
+              help="The API server(s); the next is tried when one cannot be reached.")
+@click.option("--token", default="", help="Bearer token, for an API that asks for one.")
+@click.option("--certificate-authority", "ca_file", default="", metavar="FILE",
+              help="The CA an https API server's certificate is checked against.")
+@click.option("--node-name", required=True, help="The Node's name.")
+@click.option("--node-ip", default="", metavar="IP[/PREFIX]",
+              help="The node's InternalIP on the link between nodes (other nodes route this "
+              "node's pods to it).")
+@click.option("--pod-cidr", default="", metavar="CIDR",
+              help="This node's pod CIDR (default: the one the node IPAM controller gives).")
+@click.option("--service-cidr", default="10.96.0.0/12", show_default=True,
+              help="The service CIDR (routed to the node's bridge; not masqueraded).")
+@click.option("--cluster-cidr", default="10.244.0.0/16", show_default=True,
+              help="The CIDR of every node's pods.")
+@_common_options
+@_node_options
+def node(**options: Any) -> None:
+    """Run one node of a cluster: its pods, the cluster DNS and the service proxy inside the
+    node, and routes to the other nodes' pods, against the API server(s) at --server."""
+    from clusterip.app import run_node
+
+    _run(run_node, _config(options, node=True))
+
+
+@main.group()
+def cluster() -> None:
+    """A local cluster of many nodes, in network namespaces."""
+
+
+@cluster.command("create")
+@click.option("--name", default="clusterip", show_default=True,
+              help="The cluster's name: it prefixes every namespace (NAME-link, NAME-node-1...).")
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False),
+              help="Where every process keeps its data and log (DATA_DIR/kubeconfig too).")
+@click.option("--nodes", type=click.IntRange(1, 200), default=3, show_default=True)
+@click.option("--etcd-members", type=click.Choice(["1", "3", "5"]), default="1",
+              show_default=True)
+@click.option("--apiservers", type=click.IntRange(1, 5), default=1, show_default=True)
+@click.option("--apiserver-arg", "apiserver_args", multiple=True, metavar="ARG",
+              help="One more argument for every API server, e.g. "
+              "--apiserver-arg=--pod-eviction-timeout=30.")
+@click.option("--node-arg", "node_args", multiple=True, metavar="ARG",
+              help="One more argument for every node agent, e.g. --node-arg=--heartbeat=2.")
+@_common_options
+def cluster_create(name: str, data_dir: str, nodes: int, etcd_members: str, apiservers: int,
+                   apiserver_args: tuple[str, ...], node_args: tuple[str, ...],
+                   verbose: bool, loop: str) -> None:
+    """Create a cluster and run it until Ctrl-C (or SIGTERM), then delete it: an etcd cluster
+    on loopback, API servers on it, and one node agent per node namespace, the nodes joined by
+    a link namespace. Prints how to reach it (DATA_DIR/kubeconfig)."""
+    import logging
+
+    from clusterip.app import run_on
+    from clusterip.cluster import LocalCluster, clusterip_program
+    from clusterip.core.clusterplan import ClusterSpec
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    spec = ClusterSpec(name=name, data_dir=str(Path(data_dir).resolve()), nodes=nodes,
+                       etcd_members=int(etcd_members), apiservers=apiservers,
+                       program=clusterip_program(), apiserver_args=apiserver_args,
+                       node_args=node_args)
+    try:
+        run_on(_run_cluster(LocalCluster(spec)), loop)
+    except ClusterIPError as exc:
+        _fail(str(exc), EXIT_SERVER)
+
+
+async def _run_cluster(local: Any) -> None:
+    import asyncio
+    import signal
+
+    main = asyncio.current_task()
+    assert main is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, main.cancel)
+    plan = await local.start()
+    try:
+        click.echo(f"clusterip: cluster {plan.name} ready: {len(plan.nodes)} nodes, "
+                   f"API servers {', '.join(plan.servers)}")
+        click.echo(f"  export KUBECONFIG={local.kubeconfig}; kubectl get nodes -o wide")
+        click.echo(f"  ip netns exec {plan.nodes[0].net.netns} ...   (a node's namespace)")
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        click.echo("clusterip: stopping the cluster")
+    finally:
+        await asyncio.shield(local.stop())
 
 
 @main.command("kubeconfig")

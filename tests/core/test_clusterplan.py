@@ -83,7 +83,7 @@ def test_the_node_argv_is_the_agent_interface() -> None:
         "clusterip", "node", "--data-dir", "/tmp/clusterip-demo/node-3",
         "--server", "http://127.0.0.1:41021,http://127.0.0.1:41022",
         "--node-name", "node-3", "--netns", "demo-node-3",
-        "--node-ip", "172.18.0.4/24", "--interface", "eth0",
+        "--node-ip", "172.18.0.4/24",
     )
     node = plan.nodes[0]
     assert node.argv == node_argv(spec.program, node.net, data_dir=node.data_dir,

@@ -10,6 +10,7 @@ import pytest
 
 from clusterip.core import model as m
 from clusterip.core.errors import BadInput
+from clusterip.core.kinds import KINDS
 from clusterip.core.printers import COLUMNS
 from clusterip.core.tables import TableRequest, one, requested_table, table
 from clusterip.core.timefmt import parse_rfc3339
@@ -196,6 +197,13 @@ def test_every_kind_has_a_name_column_first() -> None:
             assert named == [(len(columns) - 1, "Name", 1)], kind
         else:
             assert named == [(0, "Name", 0)], kind
+
+
+def test_every_kind_the_api_serves_has_columns_and_a_row_for_a_bare_object() -> None:
+    for info in KINDS:
+        bare = info.type(metadata=m.ObjectMeta(name="x", namespace="default"))
+        assert table(V1, info.kind, [bare], T0,
+                     metadata=m.ListMeta()).rows, info.kind
 
 
 # --- what rows carry, lists, watches ----------------------------------------------------------

@@ -70,6 +70,7 @@ class LeaderElector:
         self._seen = Observation()
         self._held: m.Lease | None = None  # the lease as last written by this elector
         self.leading = asyncio.Event()
+        self.following = asyncio.Event()  # another candidate holds a live lease
         self.terms = 0  # how many times leadership was won
 
     async def run(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -117,7 +118,9 @@ class LeaderElector:
             current, self._seen, self.identity, monotonic=self._clock.monotonic(),
             wall=rfc3339_micro(self._clock.now()), timing=self.timing)
         if record is None:
+            self.following.set()  # WAIT: the lease is another's, and alive
             return False
+        self.following.clear()
         try:
             if step is Step.CREATE:
                 self._held = await self._client.create(self._lease(record, None))

@@ -37,9 +37,6 @@ __all__ = ["NodeIpamController"]
 
 log = logging.getLogger(__name__)
 
-CIDR_NOT_AVAILABLE = "CIDRNotAvailable"
-CIDR_ASSIGNMENT_FAILED = "CIDRAssignmentFailed"
-
 
 class NodeIpamController:
     """Assigns pod CIDRs to Nodes. See the module docstring."""
@@ -101,12 +98,12 @@ class NodeIpamController:
             self._handed.pop(key, None)
             problems = claim_errors(self.cidrs, key, node.spec.pod_cidr, owners)
             if problems:
-                self._events.record(node, ev.WARNING, CIDR_NOT_AVAILABLE, "; ".join(problems))
+                self._events.record(node, ev.WARNING, ev.CIDR_NOT_AVAILABLE, "; ".join(problems))
             return
         try:
             block = self._handed.get(key) or self.cidrs.assign(owners)
         except RangeFull as exc:
-            self._events.record(node, ev.WARNING, CIDR_ASSIGNMENT_FAILED, str(exc))
+            self._events.record(node, ev.WARNING, ev.CIDR_ASSIGNMENT_FAILED, str(exc))
             return
         self._handed[key] = block
         try:

@@ -46,8 +46,6 @@ __all__ = ["NodeLifecycleController"]
 log = logging.getLogger(__name__)
 
 BY_NODE = "node"
-NODE_NOT_READY = "NodeNotReady"
-EVICTION = "TaintManagerEviction"
 
 
 def _node_of(pod: m.Pod) -> tuple[str, ...]:
@@ -119,7 +117,7 @@ class NodeLifecycleController:
             await self._mark_node_unknown(name, now)
         for pod in self._pods_on(name):
             if verdict.evict and pod.metadata.deletion_timestamp is None:
-                self._events.record(pod, ev.NORMAL, EVICTION,
+                self._events.record(pod, ev.NORMAL, ev.EVICTION,
                                     f"Marking for deletion Pod {pod.metadata.namespace}/"
                                     f"{pod.metadata.name}")
                 await self._delete(pod, grace=None)
@@ -135,7 +133,7 @@ class NodeLifecycleController:
         if marked is not None:
             await self._client.update_status(marked)
             log.warning("node %s stopped posting status: Ready=Unknown", name)
-            self._events.record(marked, ev.NORMAL, NODE_NOT_READY,
+            self._events.record(marked, ev.NORMAL, ev.NODE_NOT_READY,
                                 f"Node {name} status is now: NodeNotReady")
 
     async def _mark_pod_not_ready(self, pod: m.Pod, now: str) -> None:

@@ -13,7 +13,7 @@ is made of::
     etcd-1..3      /usr/bin/etcd on 127.0.0.1:<client>/<peer>, data D/etcd-i, log D/etcd-i.log
     apiserver-1..2 clusterip apiserver --store etcd://127.0.0.1:<c1>,... on 127.0.0.1:<port>
     node-1..3      clusterip node --server http://127.0.0.1:<p1>,... --netns c-node-i
-                   --node-ip 172.18.0.(1+i)/24 --interface eth0
+                   --node-ip 172.18.0.(1+i)/24 [node_args...]
 
 Rules the plan follows:
 
@@ -112,6 +112,8 @@ class ClusterSpec:
         program: how to run clusterip, e.g. ``("clusterip",)`` or
             ``("/usr/bin/python3", "-m", "clusterip")``.
         etcd_binary: the etcd executable.
+        apiserver_args: more flags for every API server (``--node-monitor-grace-period 6``).
+        node_args: more flags for every node agent (``--heartbeat 1``, ``--dns-upstream ...``).
     """
 
     name: str
@@ -123,6 +125,8 @@ class ClusterSpec:
     compaction_interval: float = DEFAULT_COMPACTION_INTERVAL
     program: tuple[str, ...] = ("clusterip",)
     etcd_binary: str = ETCD_BINARY
+    apiserver_args: tuple[str, ...] = ()
+    node_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,18 +421,19 @@ def _seconds(value: float) -> str:
 
 
 def apiserver_argv(program: Sequence[str], *, data_dir: str, listen: str, store_url: str,
-                   compaction_interval: float) -> tuple[str, ...]:
+                   compaction_interval: float, extra: Sequence[str] = ()) -> tuple[str, ...]:
     """``clusterip apiserver``'s command line."""
     return (*program, "apiserver", "--data-dir", data_dir, "--listen", listen,
-            "--store", store_url, "--compaction-interval", _seconds(compaction_interval))
+            "--store", store_url, "--compaction-interval", _seconds(compaction_interval),
+            *extra)
 
 
 def node_argv(program: Sequence[str], node: NodeNet, *, data_dir: str,
-              servers: Sequence[str]) -> tuple[str, ...]:
+              servers: Sequence[str], extra: Sequence[str] = ()) -> tuple[str, ...]:
     """``clusterip node``'s command line: the one place that knows the node agent's flags."""
     return (*program, "node", "--data-dir", data_dir, "--server", ",".join(servers),
             "--node-name", node.name, "--netns", node.netns,
-            "--node-ip", str(node.address), "--interface", node.interface)
+            "--node-ip", str(node.address), *extra)
 
 
 def plan_cluster(spec: ClusterSpec, ports: Ports) -> ClusterPlan:
@@ -455,7 +460,8 @@ def plan_cluster(spec: ClusterSpec, ports: Ports) -> ClusterPlan:
             log_file=_join(spec.data_dir, f"{name}.log"),
             argv=apiserver_argv(spec.program, data_dir=data_dir, listen=listen,
                                 store_url=etcd.store_url,
-                                compaction_interval=spec.compaction_interval),
+                                compaction_interval=spec.compaction_interval,
+                                extra=spec.apiserver_args),
         ))
     servers = tuple(server.url for server in apiservers)
     nodes = []
@@ -463,7 +469,8 @@ def plan_cluster(spec: ClusterSpec, ports: Ports) -> ClusterPlan:
         data_dir = _join(spec.data_dir, net.name)
         nodes.append(NodePlan(
             net=net, data_dir=data_dir, log_file=_join(spec.data_dir, f"{net.name}.log"),
-            argv=node_argv(spec.program, net, data_dir=data_dir, servers=servers),
+            argv=node_argv(spec.program, net, data_dir=data_dir, servers=servers,
+                           extra=spec.node_args),
         ))
     return ClusterPlan(name=spec.name, data_dir=spec.data_dir, network=network, etcd=etcd,
                        apiservers=tuple(apiservers), nodes=tuple(nodes))

@@ -81,6 +81,8 @@ SCHEDULER = "default-scheduler"
 KUBELET = "kubelet"
 DEPLOYMENT_CONTROLLER = "deployment-controller"
 ENDPOINTS_CONTROLLER = "endpointslice-controller"
+NODE_IPAM_CONTROLLER = "cidrAllocator"
+NODE_CONTROLLER = "node-controller"
 
 CLUSTER_IP_ALLOCATED = "ClusterIPAllocated"
 SCHEDULED = "Scheduled"
@@ -96,6 +98,10 @@ FAILED_CREATE = "FailedCreate"
 ENDPOINT_REMOVED = "EndpointRemoved"
 ENDPOINT_NOT_READY = "EndpointNotReady"
 ENDPOINT_TERMINATING = "EndpointTerminating"
+CIDR_NOT_AVAILABLE = "CIDRNotAvailable"
+CIDR_ASSIGNMENT_FAILED = "CIDRAssignmentFailed"
+NODE_NOT_READY = "NodeNotReady"
+EVICTION = "TaintManagerEviction"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,15 @@ REASONS: dict[str, Reason] = {
                                "a ready endpoint became not ready (its pod is not Ready)"),
     ENDPOINT_TERMINATING: Reason(NORMAL, ENDPOINTS_CONTROLLER, "Service",
                                  "a ready endpoint is terminating (its pod is being deleted)"),
+    CIDR_NOT_AVAILABLE: Reason(WARNING, NODE_IPAM_CONTROLLER, "Node",
+                               "the pod CIDR a node names is outside the cluster CIDR or "
+                               "another node's"),
+    CIDR_ASSIGNMENT_FAILED: Reason(WARNING, NODE_IPAM_CONTROLLER, "Node",
+                                   "no pod CIDR is left for a node"),
+    NODE_NOT_READY: Reason(NORMAL, NODE_CONTROLLER, "Node",
+                           "a node stopped posting its status (Ready=Unknown)"),
+    EVICTION: Reason(NORMAL, NODE_CONTROLLER, "Pod",
+                     "a pod of a node not ready for the eviction time is deleted"),
 }
 
 # --- the messages -----------------------------------------------------------------------------

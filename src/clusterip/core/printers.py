@@ -393,6 +393,12 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
                "cluster IPs."),
         _AGE,
     ),
+    "Lease": (
+        _NAME,
+        Column("Holder", lambda lease, now: lease.spec.holder_identity or "",
+               "The holder of the lease."),
+        _AGE,
+    ),
 }
 
 

@@ -204,7 +204,7 @@ class RemoteClient:
 
     async def create(self, obj: T) -> T:
         info = for_type(type(obj))
-        body = await self._call("POST", _path(info, obj.metadata.namespace), codec.encode(obj))
+        body = await self._call("POST", _path(info, obj.metadata.namespace), _body(obj, info))
         return codec.decode_stored(type(obj), body)
 
     async def update(self, obj: T) -> T:
@@ -238,7 +238,7 @@ class RemoteClient:
     async def _put(self, obj: T, suffix: str) -> T:
         info = for_type(type(obj))
         path = _path(info, obj.metadata.namespace, obj.metadata.name) + suffix
-        return codec.decode_stored(type(obj), await self._call("PUT", path, codec.encode(obj)))
+        return codec.decode_stored(type(obj), await self._call("PUT", path, _body(obj, info)))
 
     # --- the wire ----------------------------------------------------------------------------
 
@@ -289,6 +289,14 @@ class RemoteClient:
                 await _check(response)
                 yield response
             return
+
+
+def _body(obj: KubeObject, info: KindInfo) -> bytes:
+    """The object as a request body: with its apiVersion and kind, which the server needs and
+    an object built in code may leave empty."""
+    if obj.api_version != info.api_version or obj.kind != info.kind:
+        obj = msgspec.structs.replace(obj, api_version=info.api_version, kind=info.kind)
+    return codec.encode(obj)
 
 
 def _path(info: KindInfo, namespace: str | None, name: str = "") -> str:

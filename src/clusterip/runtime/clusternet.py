@@ -51,9 +51,12 @@ Errors: `NetworkError` (from netlink) for what the kernel refuses.
 
 from __future__ import annotations
 
+import shutil
+
 from clusterip.core.clusterplan import LinkPlan, NetworkPlan, NodeNet
 from clusterip.runtime import netlink
 from clusterip.runtime.netlink import Link, Netlink
+from clusterip.runtime.podnet import ETC_NETNS_DIR
 
 __all__ = [
     "attach_node",
@@ -147,6 +150,12 @@ def create_network(plan: NetworkPlan) -> None:
 
 
 def delete_network(plan: NetworkPlan) -> list[str]:
-    """Delete every node namespace and the link namespace of `plan` (the veths go with them).
-    Returns the namespaces that were there. Idempotent."""
-    return [name for name in plan.namespaces if netlink.delete_netns(name)]
+    """Delete every node namespace and the link namespace of `plan` (the veths go with them),
+    and the pod namespaces a node agent killed with SIGKILL left behind (``<node ns>-pod-*``,
+    with their /etc/netns folders). Returns the namespaces that were there. Idempotent."""
+    pods = [name for name in netlink.list_netns()
+            if any(name.startswith(f"{node.netns}-pod-") for node in plan.nodes)]
+    deleted = [name for name in (*pods, *plan.namespaces) if netlink.delete_netns(name)]
+    for name in pods:
+        shutil.rmtree(ETC_NETNS_DIR / name, ignore_errors=True)
+    return deleted
