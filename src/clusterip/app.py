@@ -80,7 +80,8 @@ if TYPE_CHECKING:
     from clusterip.runtime.podnet import NetnsPodNetwork
     from clusterip.runtime.routes import NodeRoutes
 
-__all__ = ["AppConfig", "loop_name", "run", "run_node", "run_on", "serve", "serve_node"]
+__all__ = ["AppConfig", "controller_identity", "loop_name", "run", "run_node", "run_on", "serve",
+           "serve_node"]
 
 log = logging.getLogger("clusterip")
 
@@ -165,7 +166,7 @@ async def serve(
         data_dir = Path(config.data_dir)
         credentials = (load_credentials(data_dir, config.host)
                        if kubeconfig.token_required(config.host, config.auth) else None)
-        elector = LeaderElector(registry, _identity(config), clock=clock)
+        elector = LeaderElector(registry, controller_identity(config.data_dir), clock=clock)
         bootstrapped, controllers_synced = asyncio.Event(), asyncio.Event()
 
         def api_ready() -> bool:
@@ -328,11 +329,11 @@ class _Controller(Protocol):
     async def run(self) -> None: ...
 
 
-def _identity(config: AppConfig) -> str:
-    """This API server's name in leader election: the host and its data directory, so that a
+def controller_identity(data_dir: str) -> str:
+    """An API server's name in leader election: the host and its data directory, so that a
     server restarted on the same data renews its own lease at once instead of waiting for it to
     expire."""
-    where = hashlib.sha256(str(Path(config.data_dir).resolve()).encode()).hexdigest()[:8]
+    where = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:8]
     return f"{socket.gethostname()}_{where}"
 
 
