@@ -32,3 +32,12 @@ def test_finished_pods_do_not_count_and_ties_go_to_the_first_name() -> None:
 
 def test_no_ready_node_means_no_choice() -> None:
     assert choose_node([node("a", ready=False)], []) is None
+
+
+def test_bindings_the_cache_does_not_show_yet_count_as_load() -> None:
+    nodes = [node("a"), node("b"), node("c")]
+    unbound = [make_pod(f"p{i}", node="") for i in range(2)]
+    assert choose_node(nodes, unbound, {"default/p0": "a"}) == "b"
+    assert choose_node(nodes, unbound, {"default/p0": "a", "default/p1": "b"}) == "c"
+    shown = make_pod("p0", node="a")  # once the cache shows p0 on a, it is counted once
+    assert choose_node(nodes, [shown], {"default/p0": "a", "default/p1": "b"}) == "c"

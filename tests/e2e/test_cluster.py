@@ -1,5 +1,6 @@
-"""A cluster of three nodes on this machine (`clusterip cluster create`'s LocalCluster): etcd,
-API servers on it, one node agent per node namespace, the nodes joined by a link namespace.
+"""A cluster of three nodes on this machine (`clusterip cluster create`'s LocalCluster): a
+three-member etcd, an API server on it, one node agent per node namespace, the nodes joined by a
+link namespace.
 
 Address plan: the link 172.18.0.0/24 (node-1 .2, node-2 .3, node-3 .4); each node's pods in
 a /24 of 10.244.0.0/16 that the node IPAM controller gives it; Services in 10.96.0.0/12.
@@ -58,7 +59,7 @@ def program(name: str, *args: str) -> list[str]:
 async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
     spec = ClusterSpec(
         name=f"ct{secrets.token_hex(3)}", data_dir=str(tmp_path / "cluster"), nodes=3,
-        program=clusterip_program(),
+        etcd_members=3, program=clusterip_program(),
         apiserver_args=("--node-monitor-grace-period", str(GRACE),
                         "--pod-eviction-timeout", str(EVICTION)),
         # a DNS upstream nothing answers on: never the host's resolver

@@ -2,10 +2,11 @@
 
 Level-triggered like the other controllers: a pod without `spec.nodeName` (and not being
 deleted) enqueues its key, and a node that changes enqueues every unbound pod; `sync(key)` reads
-the caches, asks `choose_node`, and writes the stored pod with `spec.nodeName` set (the binding;
-never the cached copy, which may be a slim projection). A
-stale cache makes the write fail with Conflict, and the key is retried with back-off. With no
-ready node the pod waits: the next node change enqueues it again.
+the caches, asks `choose_node` (counting the bindings it wrote that the cache does not show
+yet, as kube-scheduler "assumes" them), and writes the stored pod with `spec.nodeName` set
+(the binding; never the cached copy, which may be a slim projection). A stale cache makes the
+write fail with Conflict, and the key is retried with back-off. With no ready node the pod
+waits: the next node change enqueues it again.
 
 Events, on the pod (the scheduler's words): `Scheduled` `Successfully assigned default/p1 to
 node-1` after the binding is written. No FailedScheduling: a pod waits quietly for a node (the
@@ -53,8 +54,12 @@ class Scheduler:
         self.nodes.add_handler(self._on_node)
         self.queue = WorkQueue("scheduler")
         self.ready = asyncio.Event()
+        # pod key → node: bound by this scheduler, not yet shown bound by the cache
+        self._assumed: dict[str, str] = {}
 
     def _on_pod(self, key: str, old: m.Pod | None, new: m.Pod | None) -> None:
+        if new is None or new.spec.node_name:
+            self._assumed.pop(key, None)  # the cache shows the binding (or the pod is gone)
         if _unbound(new):
             self.queue.add(key)
 
@@ -83,7 +88,7 @@ class Scheduler:
         pod = self.pods.get(key)
         if pod is None or not _unbound(pod):
             return
-        node = choose_node(self.nodes.values(), self.pods.values())
+        node = choose_node(self.nodes.values(), self.pods.values(), self._assumed)
         if node is None:
             return
         # The cache may hold slim pods (`core.projections`): bind the stored pod, as read now,
@@ -97,5 +102,6 @@ class Scheduler:
             bound = await self._client.update(msgspec.structs.replace(stored, spec=spec))
         except NotFound:
             return
+        self._assumed[key] = node
         log.info("scheduled pod=%s/%s node=%s", namespace, name, node)
         self._events.record(bound, ev.NORMAL, ev.SCHEDULED, ev.scheduled_message(bound, node))
