@@ -6,11 +6,10 @@ import ipaddress
 import json
 from typing import Any
 
-import anyio
 import pytest
 
 from clusterip.testing.api import TestApi as Api
-from clusterip.testing.api import open_test_api
+from clusterip.testing.api import open_test_api, read_events
 
 pytestmark = pytest.mark.anyio
 
@@ -243,24 +242,14 @@ async def test_endpoints_are_a_read_only_view(api: Api) -> None:
     assert resp.status == 403
 
 
-async def _read_events(resp: Any, count: int) -> list[dict[str, Any]]:
-    events = []
-    with anyio.fail_after(5):
-        while len(events) < count:
-            line = await resp.content.readline()
-            assert line, "watch ended early"
-            events.append(json.loads(line))
-    return events
-
-
 async def test_watch_without_version_lists_then_streams(api: Api) -> None:
     await create(api, SERVICES, service("a"))
     resp = await api.http.get(SERVICES, params={"watch": "true"})
-    first = await _read_events(resp, 2)  # kubernetes and a
+    first = await read_events(resp, 2)  # kubernetes and a
     assert {e["type"] for e in first} == {"ADDED"}
     await create(api, SERVICES, service("b"))
     await api.http.delete(f"{SERVICES}/a")
-    later = await _read_events(resp, 2)
+    later = await read_events(resp, 2)
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in later] == [
         ("ADDED", "b"), ("DELETED", "a")]
     resp.close()
@@ -271,11 +260,11 @@ async def test_watch_from_version_and_initial_events_bookmark(api: Api) -> None:
     rv = created["metadata"]["resourceVersion"]
     resp = await api.http.get(SERVICES, params={"watch": "1", "resourceVersion": rv})
     await create(api, SERVICES, service("b"))
-    (event,) = await _read_events(resp, 1)
+    (event,) = await read_events(resp, 1)
     assert event["object"]["metadata"]["name"] == "b"
     resp.close()
     resp = await api.http.get(SERVICES, params={"watch": "true", "sendInitialEvents": "true"})
-    events = await _read_events(resp, 4)
+    events = await read_events(resp, 4)
     assert events[-1]["type"] == "BOOKMARK"
     assert events[-1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
     resp.close()
@@ -291,7 +280,7 @@ async def test_bookmarks_carry_progress_made_elsewhere_and_survive_compaction() 
                      ["resourceVersion"])
         bookmark: dict[str, Any] = {}
         while int(bookmark.get("metadata", {}).get("resourceVersion", 0)) < pod_rv:
-            (event,) = await _read_events(resp, 1)
+            (event,) = await read_events(resp, 1)
             assert event["type"] == "BOOKMARK"
             bookmark = event["object"]
         assert bookmark == {"kind": "Service", "apiVersion": "v1",
@@ -302,7 +291,7 @@ async def test_bookmarks_carry_progress_made_elsewhere_and_survive_compaction() 
         resumed = await api.http.get(SERVICES, params={
             **params, "resourceVersion": bookmark["metadata"]["resourceVersion"]})
         await create(api, SERVICES, service("b"))
-        (event,) = await _read_events(resumed, 1)
+        (event,) = await read_events(resumed, 1)
         assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", "b")
         resumed.close()
 
@@ -313,7 +302,7 @@ async def test_watch_from_compacted_version_gets_410_error_event(api: Api) -> No
     await api.store.compact(await api.store.revision())
     resp = await api.http.get(SERVICES, params={"watch": "true", "resourceVersion": "1"})
     assert resp.status == 200
-    (event,) = await _read_events(resp, 1)
+    (event,) = await read_events(resp, 1)
     assert event["type"] == "ERROR"
     assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")
     resp.close()

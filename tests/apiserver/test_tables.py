@@ -3,13 +3,12 @@ the plain object or list otherwise; what rows carry (`includeObject`); Tables in
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import anyio
 import pytest
 
 from clusterip.testing.api import TestApi as Api
+from clusterip.testing.api import read_events
 
 pytestmark = pytest.mark.anyio
 
@@ -106,23 +105,13 @@ async def test_v1beta1_tables_for_older_clients(api: Api) -> None:
     assert {r["object"]["apiVersion"] for r in table["rows"]} == {"meta.k8s.io/v1beta1"}
 
 
-async def _read_events(resp: Any, count: int) -> list[dict[str, Any]]:
-    events = []
-    with anyio.fail_after(5):
-        while len(events) < count:
-            line = await resp.content.readline()
-            assert line, "watch ended early"
-            events.append(json.loads(line))
-    return events
-
-
 async def test_a_table_watch_sends_one_row_tables_headers_first_only(api: Api) -> None:
     listed = await get(api, PODS, headers=KUBECTL_GET)
     resp = await api.http.get(PODS, headers=KUBECTL_GET, params={
         "watch": "true", "resourceVersion": listed["metadata"]["resourceVersion"]})
     created = await create(api, PODS, pod("p1"))
     await api.http.delete(f"{PODS}/p1")
-    added, deleted = await _read_events(resp, 2)
+    added, deleted = await read_events(resp, 2)
     resp.close()
     assert (added["type"], deleted["type"]) == ("ADDED", "DELETED")
     for event in (added, deleted):
@@ -141,7 +130,7 @@ async def test_a_table_watch_sends_one_row_tables_headers_first_only(api: Api) -
 async def test_a_table_watch_without_version_starts_with_every_object(api: Api) -> None:
     await create(api, SERVICES, service("web"))
     resp = await api.http.get(SERVICES, headers=KUBECTL_GET, params={"watch": "true"})
-    first, second = await _read_events(resp, 2)
+    first, second = await read_events(resp, 2)
     resp.close()
     assert [(e["type"], e["object"]["rows"][0]["cells"][0]) for e in (first, second)] == [
         ("ADDED", "kubernetes"), ("ADDED", "web")]

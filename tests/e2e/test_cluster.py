@@ -22,7 +22,6 @@ import asyncio
 import collections
 import json
 import os
-import secrets
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,13 +30,12 @@ from typing import Any
 import anyio
 import pytest
 
-from clusterip.cluster import LocalCluster, clusterip_program
+from clusterip.cluster import LocalCluster
 from clusterip.core import codec
 from clusterip.core import model as m
-from clusterip.core.clusterplan import ClusterSpec
 from clusterip.core.naming import pod_id
 from clusterip.registry.remote import RemoteClient
-from clusterip.runtime import netlink
+from clusterip.testing.cluster import running_cluster
 
 pytestmark = [
     pytest.mark.anyio,
@@ -57,20 +55,11 @@ def program(name: str, *args: str) -> list[str]:
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    spec = ClusterSpec(
-        name=f"ct{secrets.token_hex(3)}", data_dir=str(tmp_path / "cluster"), nodes=3,
-        etcd_members=3, program=clusterip_program(),
-        apiserver_args=("--node-monitor-grace-period", str(GRACE),
-                        "--pod-eviction-timeout", str(EVICTION)),
-        # a DNS upstream nothing answers on: never the host's resolver
-        node_args=("--heartbeat", "0.5", "--dns-upstream", "127.0.0.1:9"))
-    local = LocalCluster(spec)
-    await local.start()
-    try:
+    async with running_cluster(
+            tmp_path, nodes=3, etcd_members=3, node_args=("--heartbeat", "0.5"),
+            apiserver_args=("--node-monitor-grace-period", str(GRACE),
+                            "--pod-eviction-timeout", str(EVICTION))) as local:
         yield local
-    finally:
-        await local.stop()
-        assert not [n for n in netlink.list_netns() if n.startswith(spec.name)]
 
 
 @pytest.fixture

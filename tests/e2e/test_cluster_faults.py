@@ -8,7 +8,6 @@ cleanup); the API is reached over loopback only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -18,14 +17,13 @@ import anyio
 import pytest
 
 from clusterip.app import controller_identity
-from clusterip.cluster import LocalCluster, clusterip_program
+from clusterip.cluster import LocalCluster
 from clusterip.control.leader import LEASE_NAME, LEASE_NAMESPACE
 from clusterip.core import model as m
-from clusterip.core.clusterplan import ClusterSpec
 from clusterip.core.errors import Unavailable
 from clusterip.registry.remote import RemoteClient
-from clusterip.runtime import netlink
 from clusterip.testing.builders import make_pod, make_service
+from clusterip.testing.cluster import running_cluster
 
 pytestmark = [
     pytest.mark.anyio,
@@ -37,31 +35,15 @@ RACING_CREATES = 1000
 CONCURRENCY = 25  # creates in flight on each API server
 
 
-@contextlib.asynccontextmanager
-async def running_cluster(tmp_path: Path, *, etcd_members: int = 1,
-                          apiservers: int = 1) -> AsyncIterator[LocalCluster]:
-    spec = ClusterSpec(name=f"cf{secrets.token_hex(3)}", data_dir=str(tmp_path / "cluster"),
-                       nodes=1, etcd_members=etcd_members, apiservers=apiservers,
-                       program=clusterip_program(),
-                       node_args=("--heartbeat", "1", "--dns-upstream", "127.0.0.1:9"))
-    local = LocalCluster(spec)
-    await local.start()
-    try:
-        yield local
-    finally:
-        await local.stop()
-        assert not [n for n in netlink.list_netns() if n.startswith(spec.name)]
-
-
 @pytest.fixture
 async def three_members(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with running_cluster(tmp_path, etcd_members=3) as local:
+    async with running_cluster(tmp_path, prefix="cf", nodes=1, etcd_members=3) as local:
         yield local
 
 
 @pytest.fixture
 async def two_apiservers(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with running_cluster(tmp_path, apiservers=2) as local:
+    async with running_cluster(tmp_path, prefix="cf", nodes=1, apiservers=2) as local:
         yield local
 
 

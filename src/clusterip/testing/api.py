@@ -15,12 +15,15 @@ the app; without it nothing is recorded, so tests that count writes see only the
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
-from aiohttp import web
+import anyio
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from clusterip.apiserver.server import ApiServer
@@ -34,7 +37,7 @@ from clusterip.store.api import Store
 from clusterip.store.memory import MemoryStore
 from clusterip.testing.clock import FakeClock
 
-__all__ = ["TestApi", "open_test_api"]
+__all__ = ["TestApi", "open_test_api", "read_events"]
 
 
 @dataclass
@@ -81,3 +84,15 @@ async def open_test_api(
     finally:
         await client.close()
         await store.close()
+
+
+async def read_events(resp: ClientResponse, count: int, timeout: float = 5.0
+                      ) -> list[dict[str, Any]]:
+    """The next `count` events of a watch response (newline-delimited JSON), under a deadline."""
+    events: list[dict[str, Any]] = []
+    with anyio.fail_after(timeout):
+        while len(events) < count:
+            line = await resp.content.readline()
+            assert line, "watch ended early"
+            events.append(json.loads(line))
+    return events
