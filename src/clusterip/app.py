@@ -152,8 +152,9 @@ async def serve(
     clock: Clock | None = None,
     ready: Callable[[str], None] = lambda url: None,
 ) -> None:
-    """Run the control plane until cancelled. `ready(url)` once the API is bound and the
-    controllers have synced, with the API's URL."""
+    """Run the control plane (and with `config.node` a node) until cancelled. `ready(url)`,
+    with the API's URL, once the API is bound and the controllers this server leads have
+    synced (or another server is seen leading), and the node is ready."""
     clock = clock or SystemClock()
     ranges = [ServiceRange.parse(config.service_cidr)]
     rng = random.Random()
@@ -227,9 +228,8 @@ async def serve(
             finally:
                 controllers_synced.clear()
 
-        node_informers = InformerFactory(registry, transforms={m.Pod: PodSlimmer()})
-        node = (_node(config, registry, node_informers, clock, broadcaster,
-                      pod_cidr=config.pod_cidr) if config.node else None)
+        node = (_node(config, registry, clock, broadcaster, pod_cidr=config.pod_cidr)
+                if config.node else None)
         if node is not None:
             api.logs = node.agent
         async with contextlib.AsyncExitStack() as cleanup, asyncio.TaskGroup() as tasks:
@@ -253,7 +253,6 @@ async def serve(
             bootstrapped.set()
             tasks.create_task(elector.run(lead))
             if node is not None:
-                tasks.create_task(node_informers.run())
                 node.start(tasks)
             await _first_of(controllers_synced.wait(), elector.following.wait())
             if node is not None:
@@ -286,13 +285,10 @@ async def serve_node(
         pod_cidr = config.pod_cidr or await _assigned_pod_cidr(client, config)
         log.info("node %s: pod CIDR %s", config.node_name, pod_cidr)
         broadcaster = EventBroadcaster(client, clock)
-        informers = InformerFactory(client, transforms={m.Pod: PodSlimmer()})
-        node = _node(config, client, informers, clock, broadcaster, pod_cidr=pod_cidr,
-                     routes=True)
+        node = _node(config, client, clock, broadcaster, pod_cidr=pod_cidr, routes=True)
         async with contextlib.AsyncExitStack() as cleanup, asyncio.TaskGroup() as tasks:
             cleanup.push_async_callback(node.close)
             tasks.create_task(broadcaster.run())
-            tasks.create_task(informers.run())
             node.start(tasks)
             await node.synced()
             assert node.routes is not None
@@ -356,6 +352,7 @@ def _bare_ip(address: str) -> str:
 class _Node:
     """The node's parts in this process, and how to put them away."""
 
+    informers: InformerFactory  # the node's own caches (an API server's controllers have theirs)
     agent: NodeAgent
     network: NetnsPodNetwork
     sockets: NetnsSockets
@@ -372,7 +369,9 @@ class _Node:
     dns_bound: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start(self, tasks: asyncio.TaskGroup) -> None:
-        """Run the agent, the DNS (cache and server), the proxy and the routes in `tasks`."""
+        """Run the informers, the agent, the DNS (cache and server), the proxy and the routes
+        in `tasks`."""
+        tasks.create_task(self.informers.run())
         tasks.create_task(self.agent.run())
         tasks.create_task(self.dns.run())
         tasks.create_task(self.serve_dns())
@@ -473,8 +472,8 @@ class _Loopback:
         await self.network.remove_local_address(ip)
 
 
-def _node(config: AppConfig, client: Client, informers: InformerFactory, clock: Clock,
-          broadcaster: EventBroadcaster, *, pod_cidr: str, routes: bool = False) -> _Node:
+def _node(config: AppConfig, client: Client, clock: Clock, broadcaster: EventBroadcaster, *,
+          pod_cidr: str, routes: bool = False) -> _Node:
     """The node agent and its kernel-facing parts (imported here: only `up` and `node` run a
     node, and `apiserver` need not load pyroute2), for a node with pod CIDR `pod_cidr`; with
     `routes`, it also keeps routes to the other nodes' pods."""
@@ -488,6 +487,7 @@ def _node(config: AppConfig, client: Client, informers: InformerFactory, clock: 
     from clusterip.runtime.podnet import NetnsPodNetwork
     from clusterip.runtime.routes import NetlinkRouteTable, NodeRoutes
 
+    informers = InformerFactory(client, transforms={m.Pod: PodSlimmer()})
     prefix = f"{config.netns or 'clusterip'}-pod"
     network = NetnsPodNetwork(config.netns, pod_cidr=pod_cidr, prefix=prefix,
                               local_addresses=[f"{config.cluster_dns}/32"],
@@ -514,9 +514,9 @@ def _node(config: AppConfig, client: Client, informers: InformerFactory, clock: 
                                pod_cidrs=(config.cluster_cidr,), local_ips=local_ips)
     node_routes = (NodeRoutes(informers, config.node_name, NetlinkRouteTable(config.netns))
                    if routes else None)
-    return _Node(agent, network, sockets, dns, UpstreamForwarder(upstreams), config.cluster_dns,
-                 config.dns_listen, proxy, config.proxy_mode, proxy_config, node_routes,
-                 owns_namespace=not routes)
+    return _Node(informers, agent, network, sockets, dns, UpstreamForwarder(upstreams),
+                 config.cluster_dns, config.dns_listen, proxy, config.proxy_mode, proxy_config,
+                 node_routes, owns_namespace=not routes)
 
 
 def _write_kubeconfig(data_dir: Path, server: str, credentials: Credentials | None) -> None:
