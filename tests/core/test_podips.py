@@ -38,3 +38,13 @@ def test_a_full_cidr_says_so() -> None:
     assert len(taken) == 5
     with pytest.raises(RangeFull, match=r"10\.244\.0\.0/29"):
         pool.take()
+
+
+def test_a_freed_address_is_handed_out_again_only_after_the_others() -> None:
+    pool = PodAddresses(ipaddress.IPv4Network("10.244.0.0/29"))  # .2 to .6 for pods
+    first, second = pool.take(), pool.take()
+    pool.release(first)
+    pool.release(second)
+    assert [pool.take() for _ in range(3)] == [IP("10.244.0.4"), IP("10.244.0.5"),
+                                             IP("10.244.0.6")]
+    assert pool.take() == IP("10.244.0.2")  # wrapped around to the oldest free one

@@ -10,9 +10,11 @@ from clusterip.core.servicemap import (
     DEFAULT_AFFINITY_TIMEOUT,
     Choice,
     Endpoint,
+    ServiceMap,
     ServiceMapTracker,
     ServicePort,
     ServicePortName,
+    StaleUdp,
     build_service_map,
     choose,
     stale_udp,
@@ -155,17 +157,21 @@ def test_a_slice_moving_to_another_service_updates_both() -> None:
     assert [e.ip for e in snapshot.ports[api_http].endpoints] == ["10.244.0.2"]
 
 
-def test_stale_udp_flows_are_those_whose_endpoint_stopped_serving() -> None:
+def test_stale_udp_flows_are_those_not_answered_by_an_endpoint_serving_now() -> None:
     dns = make_service("dns", cluster_ip="10.96.0.53", ports=[port(53, name="dns",
                                                                    protocol="UDP")])
-    before = build_service_map([dns], [slice_of(endpoint("10.244.0.5"), endpoint("10.244.0.6"),
-                                                service="dns", port_name="dns",
-                                                protocol="UDP", number=53)])
-    after = build_service_map([dns], [slice_of(endpoint("10.244.0.6"), endpoint("10.244.0.7"),
-                                               service="dns", port_name="dns", protocol="UDP",
-                                               number=53)])
-    assert stale_udp(before, after) == [("10.96.0.53", 53, "10.244.0.5")]
-    assert stale_udp(before, {}) == [("10.96.0.53", 53, "10.244.0.5"),
-                                     ("10.96.0.53", 53, "10.244.0.6")]
+
+    def serving(*ips: str) -> ServiceMap:
+        return build_service_map([dns], [slice_of(*(endpoint(ip) for ip in ips),
+                                                  service="dns", port_name="dns",
+                                                  protocol="UDP", number=53)])
+
+    before, after = serving("10.244.0.5", "10.244.0.6"), serving("10.244.0.6", "10.244.0.7")
+    assert stale_udp(before, after) == [
+        StaleUdp("10.96.0.53", 53, frozenset({"10.244.0.6", "10.244.0.7"}))]
+    assert stale_udp(before, {}) == [StaleUdp("10.96.0.53", 53, frozenset())]
+    assert stale_udp(before, before) == []  # nothing changed: no conntrack dump
+    assert stale_udp({}, before) == [  # a new service: flows to its address from before it
+        StaleUdp("10.96.0.53", 53, frozenset({"10.244.0.5", "10.244.0.6"}))]
     tcp = build_service_map([web()], [slice_of(endpoint("10.244.0.2"))])
     assert stale_udp(tcp, {}) == []  # TCP flows drain on their own

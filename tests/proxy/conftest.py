@@ -74,14 +74,21 @@ def pipe_count() -> Callable[[], int]:
 
 
 class FakeSockets:
-    """`SocketFactory` in this namespace: plain non-blocking sockets, kept in `made`."""
+    """`SocketFactory` in this namespace: plain non-blocking sockets, kept in `made`. While
+    `held` is set, a UDP socket is not handed out until it is cleared (a slow namespace thread,
+    to let a sync come in between)."""
 
     def __init__(self) -> None:
         self.made: list[socket.socket] = []
+        self.held: asyncio.Event | None = None
+        self.waiting = asyncio.Event()  # a UDP socket is being held
 
     async def socket(
         self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0
     ) -> socket.socket:
+        if self.held is not None and type == socket.SOCK_DGRAM:
+            self.waiting.set()
+            await self.held.wait()
         sock = socket.socket(family, type, proto)
         sock.setblocking(False)
         self.made.append(sock)

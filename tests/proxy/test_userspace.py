@@ -475,6 +475,23 @@ async def test_udp_is_relayed_and_a_client_picks_again_when_its_endpoint_goes(
         assert px.proxier.stats.udp_sessions == 2
 
 
+async def test_a_udp_session_opened_across_a_sync_takes_an_endpoint_serving_after_it(
+    proxy: Any, udp_backend: Any
+) -> None:
+    async with proxy() as px, udp_backend("127.0.2.1") as a, udp_backend("127.0.2.2") as b:
+        dns = service("dns", "127.0.1.15", [a.endpoint()], protocol="UDP")
+        await px.serve(dns)
+        async with udp_client(dns) as client:
+            px.sockets.held = asyncio.Event()  # the session's socket waits...
+            asking = asyncio.create_task(client.ask(b"one", timeout=2.0))
+            await px.sockets.waiting.wait()
+            # ...while a sync replaces the endpoint the session had chosen
+            await px.serve(service("dns", "127.0.1.15", [b.endpoint()], port=dns.port,
+                                   protocol="UDP"))
+            px.sockets.held.set()
+            assert await asking == b"127.0.2.2 one"
+
+
 async def test_udp_sessions_end_when_idle(proxy: Any, udp_backend: Any, eventually: Any) -> None:
     async with proxy(udp_idle_timeout=0.05) as px, udp_backend("127.0.2.1") as a:
         dns = service("dns", "127.0.1.15", [a.endpoint()], protocol="UDP")

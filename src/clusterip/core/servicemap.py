@@ -26,9 +26,12 @@ unreachable at once), DROP for Local (only this node's endpoints count; none her
 `ServiceMapTracker` is the change tracker: it keeps the Services and the slices by service,
 marks a service dirty when either changes, and `take()` recomputes only the dirty services,
 returning the new map and the `ServicePortName`s that changed (added, removed or different), so
-a burst of events becomes one update. `stale_udp(old, new)` lists the conntrack entries the
-kernel mode must delete after an update: for a UDP port, every (ClusterIP, port, endpoint IP)
-whose endpoint no longer serves (kube-proxy's ``CleanStaleEntries``).
+a burst of events becomes one update. `stale_udp(old, new)` says which conntrack entries the
+kernel mode must delete after an update, as kube-proxy's ``CleanStaleEntries`` does: for every
+UDP (ClusterIP, port) whose serving endpoints changed, the entries whose reply does not come
+from one of the endpoints serving now. That takes the flows of an endpoint that went, and also
+one that slipped in toward it while it went (a packet NATed by the old rules whose entry was
+confirmed just after the previous cleanup): the next change of the port removes it.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ __all__ = [
     "ServicePort",
     "ServicePortName",
     "Snapshot",
+    "StaleUdp",
     "Verdict",
     "build_service_map",
     "choose",
@@ -303,17 +307,33 @@ class ServiceMapTracker:
         return Snapshot(self._map, frozenset(changed))
 
 
-def stale_udp(old: ServiceMap, new: ServiceMap) -> list[tuple[str, int, str]]:
-    """(ClusterIP, port, endpoint IP) for every UDP flow that may still point at an endpoint
-    that no longer serves that port: the conntrack entries to delete after `new` is applied."""
-    stale: list[tuple[str, int, str]] = []
-    for name, before in old.items():
-        if before.protocol != "UDP":
+@dataclass(frozen=True, slots=True, order=True)
+class StaleUdp:
+    """Conntrack entries to delete: UDP to `cluster_ip`:`port` whose reply comes from an
+    address not in `serving`."""
+
+    cluster_ip: str
+    port: int
+    serving: frozenset[str]
+
+
+def stale_udp(old: ServiceMap, new: ServiceMap) -> list[StaleUdp]:
+    """The UDP (ClusterIP, port)s whose serving endpoints changed from `old` to `new` (or that
+    went), with the endpoint IPs that serve them now."""
+    stale: set[StaleUdp] = set()
+    for name in old.keys() | new.keys():
+        before, after = old.get(name), new.get(name)
+        ports = [p for p in (before, after) if p is not None]
+        if ports[0].protocol != "UDP":
             continue
-        after = new.get(name)
-        serving = ({(e.ip) for e in after.endpoints if e.serving} if after is not None
-                   else set())
-        for e in before.endpoints:
-            if e.ip not in serving:
-                stale.extend((vip, before.port, e.ip) for vip in before.cluster_ips)
-    return sorted(set(stale))
+        now = _serving(after)
+        if before is not None and after is not None and _serving(before) == now \
+                and before.cluster_ips == after.cluster_ips:
+            continue
+        stale.update(StaleUdp(vip, p.port, now) for p in ports for vip in p.cluster_ips)
+    return sorted(stale)
+
+
+def _serving(port: ServicePort | None) -> frozenset[str]:
+    return frozenset(e.ip for e in port.endpoints if e.serving) if port is not None \
+        else frozenset()

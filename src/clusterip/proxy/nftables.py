@@ -11,9 +11,10 @@ are rendered purely by `clusterip.core.nftrules`):
    same transaction, so it is atomic too); every other is `nftrules.update`: only the map and
    set elements and the chains that changed. A failed transaction changes nothing in the kernel
    (nft's batches are atomic) and marks the next sync full.
-2. After a successful sync, conntrack entries of UDP flows whose endpoint no longer serves are
-   deleted (`servicemap.stale_udp`), so a UDP client that keeps its source port is not
-   blackholed toward a pod that is gone: kube-proxy's most reported bug.
+2. After a successful sync, for every UDP ClusterIP:port whose serving endpoints changed, the
+   conntrack entries whose reply does not come from a serving endpoint are deleted
+   (`servicemap.stale_udp`, kube-proxy's rule), so a UDP client that keeps its source port is
+   not blackholed toward a pod that is gone: kube-proxy's most reported bug.
 3. `close()` deletes the table (on a clean stop of the node).
 
 Side effects sit behind two small Protocols, each with a real implementation here and a fake
@@ -45,7 +46,7 @@ from typing import Any, Protocol, TypeVar
 
 from clusterip.core import nftrules
 from clusterip.core.errors import ClusterIPError
-from clusterip.core.servicemap import ServiceMap, Snapshot, stale_udp
+from clusterip.core.servicemap import ServiceMap, Snapshot, StaleUdp, stale_udp
 
 __all__ = [
     "Conntrack",
@@ -90,9 +91,10 @@ class Nft(Protocol):
 class Conntrack(Protocol):
     """Deletes conntrack entries of UDP flows."""
 
-    async def delete_udp(self, flows: Sequence[tuple[str, int, str]]) -> int:
-        """Delete the UDP entries whose original destination is (ClusterIP, port) and whose
-        reply comes from the endpoint IP; returns how many went."""
+    async def delete_udp(self, stale: Sequence[StaleUdp]) -> int:
+        """Delete the UDP entries whose original destination is a (ClusterIP, port) of `stale`
+        and whose reply does not come from one of its serving endpoints; returns how many
+        went."""
         ...
 
 
@@ -177,13 +179,13 @@ class NetlinkConntrack:
     def __init__(self, netns: InNetns) -> None:
         self._netns = netns
 
-    async def delete_udp(self, flows: Sequence[tuple[str, int, str]]) -> int:
-        if not flows:
+    async def delete_udp(self, stale: Sequence[StaleUdp]) -> int:
+        if not stale:
             return 0
-        return await self._netns.run(lambda: _delete_udp_flows(flows))
+        return await self._netns.run(lambda: _delete_udp_flows(stale))
 
 
-def _delete_udp_flows(flows: Sequence[tuple[str, int, str]]) -> int:
+def _delete_udp_flows(stale: Sequence[StaleUdp]) -> int:
     from pyroute2 import Conntrack as Pyroute2Conntrack  # type: ignore[import-untyped]
     from pyroute2.netlink.nfnetlink.nfctsocket import (  # type: ignore[import-untyped]
         NFCTAttrTuple,
@@ -192,12 +194,13 @@ def _delete_udp_flows(flows: Sequence[tuple[str, int, str]]) -> int:
     deleted = 0
     ct = Pyroute2Conntrack()
     try:
-        for vip, port, endpoint in flows:
-            family = socket.AF_INET6 if ":" in vip else socket.AF_INET
-            wanted = NFCTAttrTuple(family=family, daddr=vip, proto=socket.IPPROTO_UDP,
-                                   dport=port)
-            replying = NFCTAttrTuple(family=family, saddr=endpoint, proto=socket.IPPROTO_UDP)
-            for entry in list(ct.dump_entries(tuple_orig=wanted, tuple_reply=replying)):
+        for flows in stale:
+            family = socket.AF_INET6 if ":" in flows.cluster_ip else socket.AF_INET
+            wanted = NFCTAttrTuple(family=family, daddr=flows.cluster_ip,
+                                   proto=socket.IPPROTO_UDP, dport=flows.port)
+            for entry in list(ct.dump_entries(tuple_orig=wanted)):
+                if entry.tuple_reply.saddr in flows.serving:
+                    continue
                 try:
                     ct.delete(entry)
                     deleted += 1

@@ -112,6 +112,7 @@ _ACCEPT_BATCH: Final = 64  # connections accepted per wake-up of a listener
 _UDP_BATCH: Final = 64  # datagrams read per wake-up of a socket
 _MAX_DATAGRAM: Final = 65535
 _OPENING_QUEUE: Final = 16  # datagrams kept for a session being opened
+_REOPEN_ATTEMPTS: Final = 3  # choices made again when a sync drops the endpoint being opened
 _ACCEPT_PAUSE: Final = 1.0  # seconds a listener stops accepting after EMFILE and the like
 _ACCEPT_RESOURCE_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS,
                                             errno.ENOMEM})
@@ -629,6 +630,13 @@ class UserspaceProxier:
         key = (listener.key, client)
         try:
             opened = await self._udp_upstream(listener, client[0])
+            # A sync while the socket was made may have dropped the endpoint chosen before it
+            # (`_drop_stale_sessions` cannot see a session not yet made): choose again.
+            for _ in range(_REOPEN_ATTEMPTS):
+                if opened is None or self._serves(listener.name, opened[1]):
+                    break
+                opened[0].close()
+                opened = await self._udp_upstream(listener, client[0])
         except BaseException as e:
             self.stats.udp_dropped += len(self._opening.pop(key, ()))
             if not isinstance(e, Exception):
@@ -672,6 +680,12 @@ class UserspaceProxier:
             self._affinity.pin(port.name, client, (endpoint.ip, endpoint.port), self.clock(),
                                affinity)
         return sock, endpoint
+
+    def _serves(self, name: ServicePortName, endpoint: Endpoint) -> bool:
+        """Whether `endpoint` still serves port `name` in the map of the last sync."""
+        port = self._ports.get(name)
+        return port is not None and any(
+            e.serving and (e.ip, e.port) == (endpoint.ip, endpoint.port) for e in port.endpoints)
 
     def _session_closed(self, session: _UdpSession) -> None:
         """A session closed itself (`_UdpSession.close`)."""
