@@ -8,7 +8,7 @@
     a token and TLS, see apiserver.credentials), then <data-dir>/kubeconfig for kubectl
     bootstrap: namespaces, ServiceCIDR, `kubernetes` and `kube-dns` Services
     repair pass (IPAddresses ⇄ Services) at once, unless other API servers share the store
-    leader election (control.leader) ─► while this server leads, one term:
+    leader election on etcd (control.leader; alone on SQLite) ─► while it leads, one term:
         controllers: endpoints, deployments, scheduler, node IPAM, node lifecycle
         periodic passes: IP repair (3 min), compaction, the event TTL sweep
     /readyz turns 200 once the term's caches synced, or another server is seen leading
@@ -251,7 +251,9 @@ async def serve(
                 # and the Service write) go at once. Later passes give creates the API's 60 s.
                 await _repair(objects, ranges, clock, grace=0.0)
             bootstrapped.set()
-            tasks.create_task(elector.run(lead))
+            # Only a shared store (etcd) can have other API servers: the embedded one leads
+            # alone, with no Lease to renew (and no write a second while nothing changes).
+            tasks.create_task(elector.run(lead) if shared_store else lead())
             if node is not None:
                 node.start(tasks)
             await _first_of(controllers_synced.wait(), elector.following.wait())
